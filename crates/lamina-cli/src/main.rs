@@ -1,0 +1,191 @@
+//! `lamina`: validate label bundles, export COCO, import instance-mask tile sets.
+//!
+//! Every subcommand takes `--json` for scripts: exactly one JSON object on stdout (`"ok": false` plus
+//! the error on failure). Errors also go to stderr, and the exit code is 1 on any failure.
+
+mod import;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use lamina_core::bundle::{parse_bundle, Bundle, BundleError};
+use lamina_core::coco::{bundle_to_coco, CocoOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "lamina",
+    version,
+    about = "Lamina label bundles from the command line"
+)]
+struct Cli {
+    /// Print one JSON object on stdout instead of human-readable text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with label bundles.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// Export a bundle to another format.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Build a bundle from a tile set with 16-bit instance masks (the format of shared/data/FORMAT.md).
+    ImportMasks(import::ImportArgs),
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Check a bundle: JSON, references, masks, areas and boxes. Lists every problem.
+    Validate { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// COCO instance segmentation (RLE by default; pycocotools reads it back exactly).
+    Coco {
+        bundle: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Write simplified polygons instead of RLE (lossy; holes are filled).
+        #[arg(long)]
+        polygons: bool,
+        /// Douglas–Peucker tolerance for --polygons, in image pixels.
+        #[arg(long, default_value_t = 0.5)]
+        tolerance: f64,
+    },
+}
+
+/// What a command has to say: `json` for --json, `human` otherwise. Failures that are results (an
+/// invalid bundle) rather than errors set `ok: false`.
+pub struct Report {
+    pub ok: bool,
+    pub json: serde_json::Value,
+    pub human: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bundle(BundleCommand::Validate { file }) => validate(&file),
+        Command::Export(ExportCommand::Coco {
+            bundle,
+            out,
+            polygons,
+            tolerance,
+        }) => export_coco(&bundle, &out, polygons, tolerance),
+        Command::ImportMasks(args) => import::run(&args, cli.json),
+    };
+    match result {
+        Ok(report) => {
+            if cli.json {
+                println!("{}", report.json);
+            } else if report.ok {
+                println!("{}", report.human);
+            } else {
+                eprintln!("{}", report.human);
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            if cli.json {
+                println!("{}", json!({ "ok": false, "error": format!("{e:#}") }));
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn validate(file: &Path) -> Result<Report> {
+    let text = read_text(file)?;
+    Ok(match parse_bundle(&text) {
+        Ok(b) => Report {
+            ok: true,
+            json: json!({
+                "ok": true,
+                "assets": b.assets.len(),
+                "instances": b.instances.len(),
+                "classes": b.ontology.classes.len(),
+            }),
+            human: format!(
+                "OK: {} is a valid bundle: {} assets, {} instances, {} classes",
+                file.display(),
+                b.assets.len(),
+                b.instances.len(),
+                b.ontology.classes.len()
+            ),
+        },
+        Err(e) => {
+            let problems = match e {
+                BundleError::Invalid(problems) => problems,
+                other => vec![other.to_string()],
+            };
+            Report {
+                ok: false,
+                json: json!({ "ok": false, "problems": problems }),
+                human: format!(
+                    "INVALID: {} has {} problem(s):\n  {}",
+                    file.display(),
+                    problems.len(),
+                    problems.join("\n  ")
+                ),
+            }
+        }
+    })
+}
+
+fn read_valid_bundle(path: &Path) -> Result<Bundle> {
+    parse_bundle(&read_text(path)?)
+        .with_context(|| format!("{} is not a valid bundle", path.display()))
+}
+
+fn export_coco(bundle: &Path, out: &Path, polygons: bool, tolerance: f64) -> Result<Report> {
+    if !(tolerance.is_finite() && tolerance >= 0.0) {
+        bail!("--tolerance must be a number ≥ 0 (image pixels), got {tolerance}");
+    }
+    let b = read_valid_bundle(bundle)?;
+    let coco = bundle_to_coco(
+        &b,
+        &CocoOptions {
+            polygons,
+            tolerance,
+        },
+    )?;
+    std::fs::write(out, coco.to_json())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    let form = if polygons { "polygons" } else { "rle" };
+    Ok(Report {
+        ok: true,
+        json: json!({
+            "ok": true,
+            "out": out.display().to_string(),
+            "segmentation": form,
+            "images": coco.images.len(),
+            "annotations": coco.annotations.len(),
+            "categories": coco.categories.len(),
+        }),
+        human: format!(
+            "Wrote COCO ({form}) to {}: {} images, {} annotations, {} categories",
+            out.display(),
+            coco.images.len(),
+            coco.annotations.len(),
+            coco.categories.len()
+        ),
+    })
+}
