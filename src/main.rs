@@ -1,0 +1,3 @@
+fn main() {
+    lamina_app::mount();
+}

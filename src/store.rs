@@ -1,0 +1,291 @@
+//! Everything the app keeps lives in IndexedDB, through `idb`.
+//!
+//! Stores (schema version [`SCHEMA_VERSION`]):
+//! - `projects`: [`Project`] by id (its ontology inside);
+//! - `assets`: [`AssetRecord`] by asset id, index `project` on `project_id`;
+//! - `blobs`: the displayable image `Blob` by asset id;
+//! - `instances`: [`Instance`] by id, index `asset` on `asset_id`;
+//! - `settings`: small values by name.
+//!
+//! Each user action is one read-write transaction: it lands whole or not at all (a full quota aborts it
+//! and nothing is half-written).
+
+use idb::{
+    Database, DatabaseEvent, Factory, IndexParams, KeyPath, ObjectStoreParams, Query,
+    TransactionMode,
+};
+use lamina_core::edit::Edit;
+use lamina_core::model::{Asset, Instance, Project};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use web_sys::Blob;
+
+pub const DB_NAME: &str = "lamina";
+/// Bump with a new step in [`migrate`] whenever stores or indexes change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const PROJECTS: &str = "projects";
+const ASSETS: &str = "assets";
+const BLOBS: &str = "blobs";
+const INSTANCES: &str = "instances";
+const SETTINGS: &str = "settings";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AssetRecord {
+    pub project_id: String,
+    /// Import order within the project.
+    pub position: u32,
+    pub asset: Asset,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the browser's storage for this site is full: free space (export and delete a project) and try again; nothing was saved")]
+    QuotaExceeded,
+    #[error("IndexedDB refused the change ({0}); nothing was saved")]
+    Idb(String),
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+}
+
+impl From<idb::Error> for StoreError {
+    fn from(e: idb::Error) -> Self {
+        match &e {
+            idb::Error::DomException(d) if d.name() == "QuotaExceededError" => {
+                StoreError::QuotaExceeded
+            }
+            _ => StoreError::Idb(e.to_string()),
+        }
+    }
+}
+
+pub struct Store {
+    db: Database,
+}
+
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, StoreError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, StoreError> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Schema steps, run in order from the stored version up to [`SCHEMA_VERSION`].
+fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
+    if from_version < 1 {
+        let keyed_by_id = || {
+            let mut p = ObjectStoreParams::new();
+            p.key_path(Some(KeyPath::new_single("id")));
+            p
+        };
+        db.create_object_store(PROJECTS, keyed_by_id())?;
+        let assets = db.create_object_store(ASSETS, ObjectStoreParams::new())?;
+        assets.create_index(
+            "project",
+            KeyPath::new_single("project_id"),
+            Some(IndexParams::new()),
+        )?;
+        db.create_object_store(BLOBS, ObjectStoreParams::new())?;
+        let instances = db.create_object_store(INSTANCES, keyed_by_id())?;
+        instances.create_index(
+            "asset",
+            KeyPath::new_single("asset_id"),
+            Some(IndexParams::new()),
+        )?;
+        db.create_object_store(SETTINGS, ObjectStoreParams::new())?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn open(name: &str) -> Result<Store, StoreError> {
+        let factory = Factory::new()?;
+        let mut request = factory.open(name, Some(SCHEMA_VERSION))?;
+        request.on_upgrade_needed(|event| {
+            let result = event
+                .database()
+                .and_then(|db| migrate(&db, event.old_version().unwrap_or(0)));
+            if let Err(e) = result {
+                web_sys::console::error_1(&format!("schema migration failed: {e}").into());
+            }
+        });
+        Ok(Store { db: request.await? })
+    }
+
+    /// Asks the browser not to evict our data under storage pressure; the answer is the browser's.
+    pub async fn request_persistence() -> bool {
+        let Some(window) = web_sys::window() else {
+            return false;
+        };
+        match window.navigator().storage().persist() {
+            Ok(p) => wasm_bindgen_futures::JsFuture::from(p)
+                .await
+                .is_ok_and(|v| v.is_truthy()),
+            Err(_) => false,
+        }
+    }
+
+    /// Runs `fill` in one read-write transaction over `stores` and waits until it is committed.
+    async fn write(
+        &self,
+        stores: &[&str],
+        fill: impl FnOnce(&idb::Transaction) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.transaction(stores, TransactionMode::ReadWrite)?;
+        // A second handle on the same transaction, to read why it aborted after the future consumed it.
+        let probe = tx.object_store(stores[0])?.transaction();
+        if let Err(e) = fill(&tx) {
+            let _ = tx.abort();
+            return Err(e);
+        }
+        match tx.await {
+            Ok(r) if r.is_committed() => Ok(()),
+            Ok(_) => Err(match probe.error() {
+                Some(d) if d.name() == "QuotaExceededError" => StoreError::QuotaExceeded,
+                Some(d) => StoreError::Idb(format!("{}: {}", d.name(), d.message())),
+                None => StoreError::Idb("the transaction was aborted".into()),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_all<T: DeserializeOwned>(
+        &self,
+        store: &str,
+        index: Option<(&str, &str)>,
+    ) -> Result<Vec<T>, StoreError> {
+        let tx = self.db.transaction(&[store], TransactionMode::ReadOnly)?;
+        let os = tx.object_store(store)?;
+        let values = match index {
+            None => os.get_all(None, None)?.await?,
+            Some((name, key)) => {
+                os.index(name)?
+                    .get_all(Some(Query::Key(JsValue::from_str(key))), None)?
+                    .await?
+            }
+        };
+        values.into_iter().map(from_js).collect()
+    }
+
+    pub async fn projects(&self) -> Result<Vec<Project>, StoreError> {
+        let mut projects: Vec<Project> = self.get_all(PROJECTS, None).await?;
+        projects.sort_by(|a, b| a.created.cmp(&b.created));
+        Ok(projects)
+    }
+
+    pub async fn put_project(&self, project: &Project) -> Result<(), StoreError> {
+        let value = to_js(project)?;
+        self.write(&[PROJECTS], |tx| {
+            tx.object_store(PROJECTS)?.put(&value, None)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn assets(&self, project_id: &str) -> Result<Vec<AssetRecord>, StoreError> {
+        let mut records: Vec<AssetRecord> =
+            self.get_all(ASSETS, Some(("project", project_id))).await?;
+        records.sort_by_key(|r| r.position);
+        Ok(records)
+    }
+
+    /// Stores an asset with its image in one transaction: an image is either fully imported or absent.
+    pub async fn add_asset(&self, record: &AssetRecord, blob: &Blob) -> Result<(), StoreError> {
+        let value = to_js(record)?;
+        let key = JsValue::from_str(&record.asset.id);
+        self.write(&[ASSETS, BLOBS], |tx| {
+            tx.object_store(ASSETS)?.put(&value, Some(&key))?;
+            tx.object_store(BLOBS)?.put(blob, Some(&key))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn put_asset(&self, record: &AssetRecord) -> Result<(), StoreError> {
+        let value = to_js(record)?;
+        let key = JsValue::from_str(&record.asset.id);
+        self.write(&[ASSETS], |tx| {
+            tx.object_store(ASSETS)?.put(&value, Some(&key))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn blob(&self, asset_id: &str) -> Result<Option<Blob>, StoreError> {
+        let tx = self.db.transaction(&[BLOBS], TransactionMode::ReadOnly)?;
+        let value = tx
+            .object_store(BLOBS)?
+            .get(JsValue::from_str(asset_id))?
+            .await?;
+        Ok(value.and_then(|v| wasm_bindgen::JsCast::dyn_into::<Blob>(v).ok()))
+    }
+
+    pub async fn instances(&self, asset_id: &str) -> Result<Vec<Instance>, StoreError> {
+        let mut list: Vec<Instance> = self.get_all(INSTANCES, Some(("asset", asset_id))).await?;
+        // Drawing order: oldest at the bottom, as the user made them.
+        list.sort_by(|a, b| {
+            a.provenance
+                .updated
+                .cmp(&b.provenance.updated)
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(list)
+    }
+
+    /// Writes one edit of one image, together with the image's new status (and position), atomically.
+    pub async fn apply_edit(&self, record: &AssetRecord, edit: &Edit) -> Result<(), StoreError> {
+        let asset_value = to_js(record)?;
+        let asset_key = JsValue::from_str(&record.asset.id);
+        let added = edit
+            .added
+            .iter()
+            .map(to_js)
+            .collect::<Result<Vec<_>, _>>()?;
+        let deleted: Vec<JsValue> = edit.deleted_ids().map(JsValue::from_str).collect();
+        self.write(&[INSTANCES, ASSETS], |tx| {
+            let instances = tx.object_store(INSTANCES)?;
+            for id in deleted {
+                instances.delete(Query::Key(id))?;
+            }
+            for value in &added {
+                instances.put(value, None)?;
+            }
+            tx.object_store(ASSETS)?
+                .put(&asset_value, Some(&asset_key))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let tx = self
+            .db
+            .transaction(&[SETTINGS], TransactionMode::ReadOnly)?;
+        let value = tx
+            .object_store(SETTINGS)?
+            .get(JsValue::from_str(name))?
+            .await?;
+        Ok(value.and_then(|v| v.as_string()))
+    }
+
+    pub async fn put_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let (k, v) = (JsValue::from_str(name), JsValue::from_str(value));
+        self.write(&[SETTINGS], |tx| {
+            tx.object_store(SETTINGS)?.put(&v, Some(&k))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub fn close(&self) {
+        self.db.close();
+    }
+}
+
+pub async fn delete_database(name: &str) -> Result<(), StoreError> {
+    Factory::new()?.delete(name)?.await?;
+    Ok(())
+}

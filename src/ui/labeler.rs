@@ -1,0 +1,485 @@
+//! The labeling view: the image and two canvas layers at image resolution (all instances; the stroke or
+//! shape being drawn), placed by one CSS transform, so zoom and pan redraw nothing.
+
+use lamina_core::edit::{add_instance, erase, instance_at, instance_from_mask, paint_into};
+use lamina_core::mask::Mask;
+use lamina_core::model::{Prompt, Provenance, Tool};
+use lamina_core::overlay::compose_overlay_rgba;
+use lamina_core::polygon::rasterize_polygon;
+use leptos::html;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::{Clamped, JsCast};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData, PointerEvent, WheelEvent};
+
+use crate::state::{new_id, now, AppState, ScreenFromImage, ToolKind};
+
+/// A pointer gesture in progress, in image pixels (screen pixels for panning).
+#[derive(Clone, Debug)]
+enum Drag {
+    Stroke {
+        points_image: Vec<[f64; 2]>,
+    },
+    Box {
+        start_image: [f64; 2],
+        end_image: [f64; 2],
+    },
+    Pan {
+        last_screen: [f64; 2],
+    },
+}
+
+/// Screen distance under which a click closes the polygon on its first vertex.
+const CLOSE_POLYGON_SCREEN_PX: f64 = 8.0;
+
+fn context_2d(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
+    canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into().ok())
+}
+
+fn class_colour(state: &AppState) -> String {
+    let id = state.class_id.get_untracked();
+    state
+        .ontology_now()
+        .class(&id)
+        .map(|c| c.color.clone())
+        .unwrap_or_else(|| "#00e5ff".into())
+}
+
+fn provenance(state: &AppState, tool: Tool, prompts: Vec<Prompt>) -> Provenance {
+    let author = state.author.get_untracked();
+    let t = now();
+    Provenance {
+        tool,
+        prompts,
+        model_id: None,
+        author: (!author.is_empty()).then_some(author),
+        created: t.clone(),
+        updated: t,
+    }
+}
+
+/// A new instance of the current class from `mask_image`, added on top.
+fn add_new(state: AppState, mask_image: Mask, tool: Tool, prompts: Vec<Prompt>) {
+    if mask_image.is_empty() {
+        return;
+    }
+    let Some(record) = state.current_record_now() else {
+        return;
+    };
+    let class_id = state.class_id.get_untracked();
+    if state.ontology_now().class(&class_id).is_none() {
+        return state.error("pick a class first (keys 1-9 or the list on the right)");
+    }
+    let inst = instance_from_mask(
+        new_id(),
+        record.asset.id,
+        class_id,
+        &mask_image,
+        provenance(&state, tool, prompts),
+    );
+    let new_id = inst.id.clone();
+    match add_instance(&state.instances.get_untracked(), inst) {
+        Ok(edit) => spawn_local(async move {
+            state.commit(edit).await;
+            state.selected.set(Some(new_id));
+        }),
+        Err(e) => state.error(format!("stored mask is damaged: {e}")),
+    }
+}
+
+/// Closes the polygon being drawn into an instance.
+pub fn finish_polygon(state: AppState) {
+    let points = state.polygon_image.get_untracked();
+    state.polygon_image.set(Vec::new());
+    let Some(record) = state.current_record_now() else {
+        return;
+    };
+    if points.len() < 3 {
+        return;
+    }
+    let mask = rasterize_polygon(&points, record.asset.width, record.asset.height);
+    add_new(state, mask, Tool::Polygon, vec![Prompt::Polygon { points }]);
+}
+
+fn finish_stroke(state: AppState, points_image: &[[f64; 2]], erasing: bool) {
+    let Some(record) = state.current_record_now() else {
+        return;
+    };
+    let radius = state.brush_radius.get_untracked();
+    let mut stroke = Mask::new(record.asset.width, record.asset.height);
+    match points_image {
+        [] => return,
+        [p] => stroke.paint_disc(p[0], p[1], radius, true),
+        _ => {
+            for pair in points_image.windows(2) {
+                stroke.paint_stroke(pair[0], pair[1], radius, true);
+            }
+        }
+    }
+    let instances = state.instances.get_untracked();
+    let selected = state.selected.get_untracked();
+    let t = now();
+    let edit = if erasing {
+        erase(&instances, selected.as_deref(), &stroke, &t)
+    } else if let Some(id) = selected.filter(|id| instances.iter().any(|i| &i.id == id)) {
+        paint_into(&instances, &id, &stroke, &t)
+    } else {
+        return add_new(state, stroke, Tool::Brush, Vec::new());
+    };
+    match edit {
+        Ok(edit) => spawn_local(state.commit(edit)),
+        Err(e) => state.error(format!("stored mask is damaged: {e}")),
+    }
+}
+
+fn draw_draft(canvas: &HtmlCanvasElement, state: &AppState, drag: Option<&Drag>) {
+    let Some(ctx) = context_2d(canvas) else {
+        return;
+    };
+    ctx.clear_rect(
+        0.0,
+        0.0,
+        f64::from(canvas.width()),
+        f64::from(canvas.height()),
+    );
+    let colour = class_colour(state);
+    ctx.set_stroke_style_str(&colour);
+    ctx.set_fill_style_str(&colour);
+    match drag {
+        Some(Drag::Stroke { points_image }) => {
+            let erasing = state.tool.get_untracked() == ToolKind::Eraser;
+            ctx.set_stroke_style_str(if erasing {
+                "rgba(255,255,255,0.7)"
+            } else {
+                &colour
+            });
+            ctx.set_global_alpha(0.6);
+            ctx.set_line_width(state.brush_radius.get_untracked() * 2.0);
+            ctx.set_line_cap("round");
+            ctx.set_line_join("round");
+            ctx.begin_path();
+            for (i, p) in points_image.iter().enumerate() {
+                if i == 0 {
+                    ctx.move_to(p[0], p[1]);
+                }
+                ctx.line_to(p[0] + 0.01, p[1]);
+            }
+            ctx.stroke();
+        }
+        Some(Drag::Box {
+            start_image,
+            end_image,
+        }) => {
+            ctx.set_global_alpha(1.0);
+            ctx.set_line_width(1.0);
+            ctx.stroke_rect(
+                start_image[0],
+                start_image[1],
+                end_image[0] - start_image[0],
+                end_image[1] - start_image[1],
+            );
+        }
+        _ => {}
+    }
+    let polygon = state.polygon_image.get_untracked();
+    if !polygon.is_empty() {
+        ctx.set_global_alpha(1.0);
+        ctx.set_line_width(1.0);
+        ctx.begin_path();
+        for p in &polygon {
+            ctx.line_to(p[0], p[1]);
+        }
+        ctx.stroke();
+        for p in &polygon {
+            ctx.fill_rect(p[0] - 1.0, p[1] - 1.0, 2.0, 2.0);
+        }
+    }
+    ctx.set_global_alpha(1.0);
+}
+
+/// Scale and offset that show the whole image centred in the viewport.
+pub fn fit(viewport_w: f64, viewport_h: f64, image_w: f64, image_h: f64) -> ScreenFromImage {
+    let scale = (0.95 * (viewport_w / image_w).min(viewport_h / image_h)).max(0.01);
+    ScreenFromImage {
+        scale,
+        tx: (viewport_w - image_w * scale) / 2.0,
+        ty: (viewport_h - image_h * scale) / 2.0,
+    }
+}
+
+#[component]
+pub fn Labeler(state: AppState) -> impl IntoView {
+    let viewport = NodeRef::<html::Div>::new();
+    let overlay = NodeRef::<html::Canvas>::new();
+    let draft = NodeRef::<html::Canvas>::new();
+    let drag: StoredValue<Option<Drag>> = StoredValue::new(None);
+
+    let size = move || {
+        state
+            .current_record()
+            .map(|r| (r.asset.width, r.asset.height))
+    };
+    let fit_view = move || {
+        if let (Some(vp), Some((w, h))) = (viewport.get_untracked(), size()) {
+            let rect = vp.get_bounding_client_rect();
+            state
+                .view
+                .set(fit(rect.width(), rect.height(), f64::from(w), f64::from(h)));
+        }
+    };
+
+    // Refit when another image opens.
+    Effect::new(move |prev: Option<Option<String>>| {
+        let id = state.current_record().map(|r| r.asset.id);
+        if prev.as_ref() != Some(&id) {
+            fit_view();
+        }
+        id
+    });
+
+    // Redraw the instance layer when labels, selection or class colours change.
+    Effect::new(move |_| {
+        let instances = state.instances.get();
+        let selected = state.selected.get();
+        let ontology = state.ontology();
+        let (Some(canvas), Some((w, h))) = (overlay.get(), size()) else {
+            return;
+        };
+        if canvas.width() != w || canvas.height() != h {
+            canvas.set_width(w);
+            canvas.set_height(h);
+        }
+        let colour = |i: &lamina_core::model::Instance| {
+            ontology.class(&i.class_id).map(|c| c.color.as_str())
+        };
+        let Some(ctx) = context_2d(&canvas) else {
+            return;
+        };
+        match compose_overlay_rgba(w, h, &instances, colour, selected.as_deref()) {
+            Ok(rgba) => {
+                if let Ok(data) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), w, h)
+                {
+                    let _ = ctx.put_image_data(&data, 0.0, 0.0);
+                }
+            }
+            Err(e) => state.error(format!("a stored mask is damaged: {e}")),
+        }
+    });
+
+    // The draft layer follows the image size and the polygon being drawn.
+    Effect::new(move |_| {
+        state.polygon_image.track();
+        let (Some(canvas), Some((w, h))) = (draft.get(), size()) else {
+            return;
+        };
+        if canvas.width() != w || canvas.height() != h {
+            canvas.set_width(w);
+            canvas.set_height(h);
+        }
+        drag.with_value(|d| draw_draft(&canvas, &state, d.as_ref()));
+    });
+
+    let screen_of = move |ev: &PointerEvent| -> [f64; 2] {
+        let rect = viewport
+            .get_untracked()
+            .map(|v| v.get_bounding_client_rect());
+        let (left, top) = rect.map(|r| (r.left(), r.top())).unwrap_or((0.0, 0.0));
+        [
+            f64::from(ev.client_x()) - left,
+            f64::from(ev.client_y()) - top,
+        ]
+    };
+    let image_of = move |ev: &PointerEvent| {
+        let s = screen_of(ev);
+        state.view.get_untracked().image_from_screen(s[0], s[1])
+    };
+    let redraw_draft = move || {
+        if let Some(canvas) = draft.get_untracked() {
+            drag.with_value(|d| draw_draft(&canvas, &state, d.as_ref()));
+        }
+    };
+
+    let on_down = move |ev: PointerEvent| {
+        if state.current_record_now().is_none() {
+            return;
+        }
+        if let Some(vp) = viewport.get_untracked() {
+            let _ = vp.set_pointer_capture(ev.pointer_id());
+        }
+        let p = image_of(&ev);
+        let panning = ev.button() == 1 || state.tool.get_untracked() == ToolKind::Pan;
+        let new_drag = if panning {
+            Some(Drag::Pan {
+                last_screen: screen_of(&ev),
+            })
+        } else {
+            match state.tool.get_untracked() {
+                ToolKind::Brush | ToolKind::Eraser => Some(Drag::Stroke {
+                    points_image: vec![p],
+                }),
+                ToolKind::Box => Some(Drag::Box {
+                    start_image: p,
+                    end_image: p,
+                }),
+                ToolKind::Select => {
+                    let hit = state
+                        .instances
+                        .with_untracked(|list| instance_at(list, p[0], p[1]).map(|i| i.id.clone()));
+                    state.selected.set(hit);
+                    None
+                }
+                ToolKind::Polygon => {
+                    let points = state.polygon_image.get_untracked();
+                    let scale = state.view.get_untracked().scale;
+                    let closes = points.len() >= 3
+                        && points.first().is_some_and(|f| {
+                            ((f[0] - p[0]).hypot(f[1] - p[1])) * scale < CLOSE_POLYGON_SCREEN_PX
+                        });
+                    if closes {
+                        finish_polygon(state);
+                    } else {
+                        state.polygon_image.update(|pts| pts.push(p));
+                    }
+                    None
+                }
+                ToolKind::Pan => None,
+            }
+        };
+        drag.set_value(new_drag);
+        redraw_draft();
+    };
+
+    let on_move = move |ev: PointerEvent| {
+        let p = image_of(&ev);
+        let s = screen_of(&ev);
+        let mut pan_by = None;
+        drag.update_value(|d| match d {
+            Some(Drag::Stroke { points_image }) => points_image.push(p),
+            Some(Drag::Box { end_image, .. }) => *end_image = p,
+            Some(Drag::Pan { last_screen }) => {
+                pan_by = Some([s[0] - last_screen[0], s[1] - last_screen[1]]);
+                *last_screen = s;
+            }
+            None => {}
+        });
+        if let Some([dx, dy]) = pan_by {
+            state.view.update(|v| {
+                v.tx += dx;
+                v.ty += dy;
+            });
+        } else if drag.with_value(Option::is_some) {
+            redraw_draft();
+        }
+    };
+
+    let on_up = move |_ev: PointerEvent| {
+        let finished = drag.try_update_value(Option::take).flatten();
+        match finished {
+            Some(Drag::Stroke { points_image }) => finish_stroke(
+                state,
+                &points_image,
+                state.tool.get_untracked() == ToolKind::Eraser,
+            ),
+            Some(Drag::Box {
+                start_image,
+                end_image,
+            }) => {
+                if let Some(record) = state.current_record_now() {
+                    let mut m = Mask::new(record.asset.width, record.asset.height);
+                    m.fill_rect(
+                        start_image[0],
+                        start_image[1],
+                        end_image[0],
+                        end_image[1],
+                        true,
+                    );
+                    let prompt = Prompt::Box {
+                        x0: start_image[0],
+                        y0: start_image[1],
+                        x1: end_image[0],
+                        y1: end_image[1],
+                    };
+                    add_new(state, m, Tool::Box, vec![prompt]);
+                }
+            }
+            Some(Drag::Pan { .. }) | None => {}
+        }
+        redraw_draft();
+    };
+
+    let on_wheel = move |ev: WheelEvent| {
+        ev.prevent_default();
+        let rect = viewport
+            .get_untracked()
+            .map(|v| v.get_bounding_client_rect());
+        let (left, top) = rect.map(|r| (r.left(), r.top())).unwrap_or((0.0, 0.0));
+        let (sx, sy) = (
+            f64::from(ev.client_x()) - left,
+            f64::from(ev.client_y()) - top,
+        );
+        state.view.update(|v| {
+            let [ix, iy] = v.image_from_screen(sx, sy);
+            let scale = (v.scale * (-ev.delta_y() * 0.0015).exp()).clamp(0.05, 64.0);
+            // Keep the image point under the cursor where it is.
+            *v = ScreenFromImage {
+                scale,
+                tx: sx - ix * scale,
+                ty: sy - iy * scale,
+            };
+        });
+    };
+
+    let stage_style = move || {
+        let v = state.view.get();
+        let (w, h) = size().unwrap_or((0, 0));
+        format!(
+            "width:{w}px;height:{h}px;transform:translate({}px,{}px) scale({});",
+            v.tx, v.ty, v.scale
+        )
+    };
+    let cursor = move || match state.tool.get() {
+        ToolKind::Pan => "grab",
+        ToolKind::Select => "default",
+        _ => "crosshair",
+    };
+
+    view! {
+        <div
+            class="viewport"
+            data-testid="viewport"
+            node_ref=viewport
+            style:cursor=cursor
+            on:pointerdown=on_down
+            on:pointermove=on_move
+            on:pointerup=on_up
+            on:pointercancel=on_up
+            on:wheel=on_wheel
+            on:contextmenu=|ev| ev.prevent_default()
+            on:dblclick=move |_| {
+                if state.tool.get_untracked() == ToolKind::Polygon {
+                    finish_polygon(state)
+                }
+            }
+        >
+            <Show
+                when=move || state.image_url.get().is_some()
+                fallback=|| view! {
+                    <div class="empty">
+                        <p>"Drop images or a folder here, or use "<b>"Add images"</b>" above."</p>
+                        <p>"PNG, JPEG and TIFF; nothing leaves this device."</p>
+                    </div>
+                }
+            >
+                <div class="stage" style=stage_style>
+                    <img src=move || state.image_url.get().unwrap_or_default() draggable="false" alt="" data-testid="image"/>
+                    <canvas node_ref=overlay data-testid="overlay"></canvas>
+                    <canvas node_ref=draft class="draft"></canvas>
+                </div>
+            </Show>
+        </div>
+    }
+}

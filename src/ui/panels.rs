@@ -1,0 +1,273 @@
+//! Side panels: the image list, the tools, the ontology editor, and the selected instance.
+
+use lamina_core::edit::Edit;
+use lamina_core::model::{ClassDef, LabelStatus, Ontology};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::state::{new_id, AppState, ToolKind};
+
+pub fn status_label(status: LabelStatus) -> &'static str {
+    match status {
+        LabelStatus::Unlabeled => "unlabeled",
+        LabelStatus::InProgress => "in progress",
+        LabelStatus::Submitted => "submitted",
+    }
+}
+
+#[component]
+pub fn ImageList(state: AppState) -> impl IntoView {
+    let rows = move || {
+        let current = state.current.get();
+        state
+            .assets
+            .get()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let organ = r
+                    .asset
+                    .metadata
+                    .get("organ")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_owned();
+                let status = status_label(r.asset.status);
+                view! {
+                    <li
+                        class:current=i == current
+                        data-testid="image-row"
+                        on:click=move |_| spawn_local(state.open_asset(i))
+                    >
+                        <span class="name">{r.asset.name.clone()}</span>
+                        <span class="meta">{organ}</span>
+                        <span class=format!("badge {}", status.replace(' ', "-"))>{status}</span>
+                    </li>
+                }
+            })
+            .collect_view()
+    };
+    view! {
+        <aside class="images">
+            <h2>"Images " <small data-testid="image-count">{move || state.assets.with(Vec::len)}</small></h2>
+            <ul>{rows}</ul>
+        </aside>
+    }
+}
+
+#[component]
+pub fn ToolBar(state: AppState) -> impl IntoView {
+    let buttons = ToolKind::ALL
+        .into_iter()
+        .map(|tool| {
+            view! {
+                <button
+                    class:active=move || state.tool.get() == tool
+                    data-testid=format!("tool-{}", tool.label().to_lowercase())
+                    title=format!("{} ({})", tool.label(), tool.key().to_uppercase())
+                    on:click=move |_| state.tool.set(tool)
+                >
+                    {tool.label()}
+                    <kbd>{tool.key().to_uppercase()}</kbd>
+                </button>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="tools">
+            <h2>"Tools"</h2>
+            <div class="tool-grid">{buttons}</div>
+            <label class="brush">
+                "Brush size "
+                <input
+                    type="range" min="1" max="40" step="1"
+                    prop:value=move || state.brush_radius.get().to_string()
+                    on:input=move |ev| {
+                        if let Ok(r) = event_target_value(&ev).parse::<f64>() {
+                            state.brush_radius.set(r)
+                        }
+                    }
+                />
+                {move || format!(" {} px", state.brush_radius.get())}
+            </label>
+        </section>
+    }
+}
+
+/// Re-classes the selected instance (one undoable edit).
+pub fn reclass_selected(state: AppState, class_id: String) {
+    let Some(id) = state.selected.get_untracked() else {
+        return;
+    };
+    let Some(inst) = state
+        .instances
+        .with_untracked(|l| l.iter().find(|i| i.id == id).cloned())
+    else {
+        return;
+    };
+    if inst.class_id == class_id {
+        return;
+    }
+    let mut changed = inst.clone();
+    changed.class_id = class_id;
+    changed.provenance.updated = crate::state::now();
+    spawn_local(state.commit(Edit {
+        removed: vec![inst],
+        added: vec![changed],
+    }));
+}
+
+pub fn delete_selected(state: AppState) {
+    let Some(id) = state.selected.get_untracked() else {
+        return;
+    };
+    let Some(inst) = state
+        .instances
+        .with_untracked(|l| l.iter().find(|i| i.id == id).cloned())
+    else {
+        return;
+    };
+    spawn_local(state.commit(Edit {
+        removed: vec![inst],
+        added: vec![],
+    }));
+}
+
+/// Picks class `index` (0-based, keys 1-9): the class for new labels, and for the selection.
+pub fn pick_class(state: AppState, index: usize) {
+    if let Some(class) = state.ontology_now().classes.get(index) {
+        state.class_id.set(class.id.clone());
+        reclass_selected(state, class.id.clone());
+    }
+}
+
+#[component]
+pub fn OntologyEditor(state: AppState) -> impl IntoView {
+    let edit = move |f: Box<dyn FnOnce(&mut Ontology)>| {
+        let mut o = state.ontology_now();
+        f(&mut o);
+        spawn_local(state.save_ontology(o));
+    };
+    let rows = move || {
+        let classes = state.ontology().classes;
+        let counts = state.instances.with(|list| {
+            classes
+                .iter()
+                .map(|c| list.iter().filter(|i| i.class_id == c.id).count())
+                .collect::<Vec<_>>()
+        });
+        classes
+            .into_iter()
+            .zip(counts)
+            .enumerate()
+            .map(|(k, (c, n))| {
+                let id = c.id.clone();
+                let (id_name, id_colour, id_delete, id_pick) =
+                    (id.clone(), id.clone(), id.clone(), id.clone());
+                view! {
+                    <li class:current=move || state.class_id.get() == id data-testid="class-row">
+                        <kbd>{if k < 9 { (k + 1).to_string() } else { String::new() }}</kbd>
+                        <input
+                            type="color"
+                            prop:value=c.color.clone()
+                            on:change=move |ev| {
+                                let colour = event_target_value(&ev);
+                                let id = id_colour.clone();
+                                edit(Box::new(move |o| {
+                                    if let Some(c) = o.classes.iter_mut().find(|c| c.id == id) {
+                                        c.color = colour
+                                    }
+                                }))
+                            }
+                        />
+                        <input
+                            class="class-name"
+                            prop:value=c.name.clone()
+                            on:change=move |ev| {
+                                let name = event_target_value(&ev);
+                                let id = id_name.clone();
+                                edit(Box::new(move |o| {
+                                    if let Some(c) = o.classes.iter_mut().find(|c| c.id == id) {
+                                        c.name = name
+                                    }
+                                }))
+                            }
+                        />
+                        <button class="pick" title="Use this class" on:click=move |_| {
+                            state.class_id.set(id_pick.clone());
+                            reclass_selected(state, id_pick.clone());
+                        }>{n}</button>
+                        <button
+                            class="remove"
+                            title="Remove class (only when no label on this image uses it)"
+                            disabled={n > 0}
+                            on:click=move |_| {
+                                let id = id_delete.clone();
+                                edit(Box::new(move |o| o.classes.retain(|c| c.id != id)))
+                            }
+                        >"×"</button>
+                    </li>
+                }
+            })
+            .collect_view()
+    };
+    let add_class = move |_| {
+        edit(Box::new(|o| {
+            let n = o.classes.len() + 1;
+            o.classes.push(ClassDef {
+                id: new_id(),
+                name: format!("Class {n}"),
+                color: "#a050ff".into(),
+            })
+        }))
+    };
+    let add_preset = move |_| {
+        edit(Box::new(|o| {
+            for c in Ontology::pannuke().classes {
+                if o.class(&c.id).is_none() {
+                    o.classes.push(c);
+                }
+            }
+        }))
+    };
+    view! {
+        <section class="ontology">
+            <h2>"Classes"</h2>
+            <ul data-testid="classes">{rows}</ul>
+            <div class="row">
+                <button on:click=add_class data-testid="add-class">"Add class"</button>
+                <button on:click=add_preset title="Neoplastic, Inflammatory, Connective, Dead, Epithelial">"PanNuke preset"</button>
+            </div>
+        </section>
+    }
+}
+
+#[component]
+pub fn SelectionPanel(state: AppState) -> impl IntoView {
+    let info = move || {
+        let id = state.selected.get()?;
+        let inst = state
+            .instances
+            .with(|l| l.iter().find(|i| i.id == id).cloned())?;
+        let class = state
+            .ontology()
+            .class(&inst.class_id)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        let [x, y, w, h] = inst.bbox;
+        let tool = format!("{:?}", inst.provenance.tool).to_lowercase();
+        Some(view! {
+            <p data-testid="selection">
+                <b>{class}</b>
+                {format!(" · {} px · box {x},{y} {w}×{h} · {tool}", inst.area)}
+            </p>
+            <button on:click=move |_| delete_selected(state) data-testid="delete-selected">"Delete (Del)"</button>
+        })
+    };
+    view! {
+        <section class="selection">
+            <h2>"Labels " <small data-testid="instance-count">{move || state.instances.with(Vec::len)}</small></h2>
+            {info}
+        </section>
+    }
+}
