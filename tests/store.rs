@@ -1,0 +1,119 @@
+//! The IndexedDB store in real headless Chromium: what a user does survives closing and reopening the
+//! database (a reload), and one edit lands whole.
+#![cfg(target_arch = "wasm32")]
+
+use lamina_app::store::{delete_database, AssetRecord, Store, SCHEMA_VERSION};
+use lamina_core::edit::{instance_from_mask, Edit};
+use lamina_core::mask::Mask;
+use lamina_core::model::{Asset, LabelStatus, Ontology, Project, Provenance, Tool};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn project(id: &str) -> Project {
+    Project { id: id.into(), name: "p".into(), created: "2026-01-01T00:00:00Z".into(), ontology: Ontology::pannuke() }
+}
+
+fn record(project_id: &str, id: &str, position: u32) -> AssetRecord {
+    AssetRecord {
+        project_id: project_id.into(),
+        position,
+        asset: Asset {
+            id: id.into(),
+            name: format!("{id}.png"),
+            sha256: "ab".repeat(32),
+            width: 16,
+            height: 16,
+            metadata: [("organ".to_string(), serde_json::json!("liver"))].into_iter().collect(),
+            uri: None,
+            status: LabelStatus::Unlabeled,
+        },
+    }
+}
+
+fn square(asset: &str, id: &str, x0: f64) -> lamina_core::model::Instance {
+    let mut m = Mask::new(16, 16);
+    m.fill_rect(x0, 0.0, x0 + 4.0, 4.0, true);
+    let prov = Provenance {
+        tool: Tool::Brush,
+        prompts: vec![],
+        model_id: None,
+        author: Some("tester".into()),
+        created: format!("t{x0}"),
+        updated: format!("t{x0}"),
+    };
+    instance_from_mask(id.into(), asset.into(), "neoplastic".into(), &m, prov)
+}
+
+fn blob(bytes: &[u8]) -> web_sys::Blob {
+    let parts = js_sys::Array::of1(&js_sys::Uint8Array::from(bytes));
+    web_sys::Blob::new_with_u8_array_sequence(&parts).unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn everything_written_is_there_after_reopening() {
+    let name = "lamina-test-reopen";
+    delete_database(name).await.unwrap();
+    let store = Store::open(name).await.unwrap();
+    store.put_project(&project("p1")).await.unwrap();
+    store.add_asset(&record("p1", "a2", 1), &blob(b"second")).await.unwrap();
+    store.add_asset(&record("p1", "a1", 0), &blob(b"first")).await.unwrap();
+    store.add_asset(&record("other", "b1", 0), &blob(b"elsewhere")).await.unwrap();
+    let mut rec = record("p1", "a1", 0);
+    rec.asset.status = LabelStatus::InProgress;
+    let edit = Edit { removed: vec![], added: vec![square("a1", "i1", 0.0), square("a1", "i2", 8.0)] };
+    store.apply_edit(&rec, &edit).await.unwrap();
+    store.put_setting("last_project", "p1").await.unwrap();
+    store.close();
+
+    let store = Store::open(name).await.unwrap();
+    assert_eq!(store.projects().await.unwrap(), vec![project("p1")]);
+    let assets = store.assets("p1").await.unwrap();
+    let ids: Vec<_> = assets.iter().map(|r| r.asset.id.as_str()).collect();
+    assert_eq!(ids, ["a1", "a2"], "assets come back in import order, only the project's own");
+    assert_eq!(assets[0].asset.status, LabelStatus::InProgress);
+    assert_eq!(assets[0].asset.metadata["organ"], "liver");
+    let instances = store.instances("a1").await.unwrap();
+    assert_eq!(instances, edit.added);
+    let stored_blob = store.blob("a2").await.unwrap().unwrap();
+    assert_eq!(stored_blob.size(), 6.0);
+    assert_eq!(store.setting("last_project").await.unwrap().as_deref(), Some("p1"));
+    store.close();
+}
+
+#[wasm_bindgen_test]
+async fn an_edit_replaces_and_deletes_in_one_step_and_undo_restores() {
+    let name = "lamina-test-edit";
+    delete_database(name).await.unwrap();
+    let store = Store::open(name).await.unwrap();
+    let rec = record("p", "a", 0);
+    store.add_asset(&rec, &blob(b"x")).await.unwrap();
+    let (i1, i2) = (square("a", "i1", 0.0), square("a", "i2", 8.0));
+    store.apply_edit(&rec, &Edit { removed: vec![], added: vec![i1.clone(), i2.clone()] }).await.unwrap();
+    let mut grown = i1.clone();
+    grown.class_id = "dead".into();
+    let edit = Edit { removed: vec![i1.clone(), i2.clone()], added: vec![grown.clone()] };
+    store.apply_edit(&rec, &edit).await.unwrap();
+    assert_eq!(store.instances("a").await.unwrap(), vec![grown]);
+    store.apply_edit(&rec, &edit.inverse()).await.unwrap();
+    let mut back = store.instances("a").await.unwrap();
+    back.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(back, vec![i1, i2]);
+    store.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
+    let name = "lamina-test-schema";
+    delete_database(name).await.unwrap();
+    let store = Store::open(name).await.unwrap();
+    store.close();
+    // Reopening at the same version runs no migration and finds every store.
+    let store = Store::open(name).await.unwrap();
+    assert!(store.projects().await.unwrap().is_empty());
+    assert!(store.assets("none").await.unwrap().is_empty());
+    assert!(store.instances("none").await.unwrap().is_empty());
+    assert_eq!(store.setting("none").await.unwrap(), None);
+    assert_eq!(SCHEMA_VERSION, 1);
+    store.close();
+}
