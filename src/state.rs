@@ -233,7 +233,11 @@ impl AppState {
         let result = async {
             let store = store()?;
             let records = store.assets(&id).await?;
-            store.put_setting("last_project", &id).await?;
+            // Remembering the last project is a convenience: failing to write it (a full disk) must not
+            // keep the user's project closed.
+            if let Err(e) = store.put_setting("last_project", &id).await {
+                web_sys::console::warn_1(&format!("last project not remembered: {e}").into());
+            }
             Ok::<_, StoreError>(records)
         }
         .await;
