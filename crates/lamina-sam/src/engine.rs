@@ -1,0 +1,474 @@
+//! The engine: loads an encoder and a decoder with tract, checks them against the I/O contract, and runs
+//! them. One `encode` per image; any number of cheap `decode`s per embedding.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use lamina_core::mask::Mask;
+use tract_onnx::prelude::*;
+
+use crate::manifest::{DecoderVariant, ManifestError, ModelManifest};
+use crate::postprocess::{image_logits_from_low_res, mask_from_logits, stability_score};
+use crate::preprocess::model_input_from_image;
+use crate::transform::ModelFromImage;
+
+type Plan = Arc<TypedRunnableModel>;
+
+const ENCODER_INPUTS: [&str; 1] = ["image"];
+const ENCODER_OUTPUTS: [&str; 1] = ["image_embeddings"];
+const DECODER_INPUTS: [&str; 5] = [
+    "image_embeddings",
+    "point_coords",
+    "point_labels",
+    "mask_input",
+    "has_mask_input",
+];
+const DECODER_OUTPUTS: [&str; 2] = ["iou_predictions", "low_res_masks"];
+/// SAM's offset for the stability score (`calculate_stability_score`).
+const STABILITY_OFFSET: f32 = 1.0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SamError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{file} is not a model tract can load: {reason}")]
+    Load { file: String, reason: String },
+    #[error("{file} does not have the inputs and outputs of a {role}: {detail}")]
+    Contract {
+        file: String,
+        role: &'static str,
+        detail: String,
+    },
+    #[error("the manifest lists no {0:?} decoder")]
+    NoDecoder(DecoderVariant),
+    #[error("inference failed: {0}")]
+    Run(String),
+    #[error("bad prompt: {0}")]
+    Prompt(String),
+}
+
+fn run_err(e: impl std::fmt::Display) -> SamError {
+    SamError::Run(format!("{e:#}"))
+}
+
+/// An image's embedding with the transform it was computed under.
+#[derive(Clone, Debug)]
+pub struct Embedding {
+    /// `[1, C, E, E]` row-major.
+    pub values: Vec<f32>,
+    pub shape: [usize; 4],
+    pub transform: ModelFromImage,
+}
+
+/// What the user said, in image pixels.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Prompts {
+    /// `(point, positive)`.
+    pub points_image: Vec<([f64; 2], bool)>,
+    /// `[x0, y0, x1, y1]`.
+    pub box_image: Option<[f64; 4]>,
+    /// The previous decode's low-res logits of the chosen mask, to refine it.
+    pub mask_input_low_res: Option<Vec<f32>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pub iou_prediction: f32,
+    /// Stability of the low-res logits (thresholds ± 1).
+    pub stability: f32,
+    pub low_res_logits: Vec<f32>,
+    /// Present for the `orig_size` decoder, which upsamples itself.
+    pub image_logits: Option<Vec<f32>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    pub candidates: Vec<Candidate>,
+    /// SAM's choice: for one click alone, the multimask output with the best predicted IoU; else output 0.
+    pub best: usize,
+}
+
+struct Decoder {
+    variant: DecoderVariant,
+    file: String,
+    bytes: Vec<u8>,
+    /// Input index of each name in [`DECODER_INPUTS`] (+ `orig_im_size` last for `orig_size`).
+    input_order: Vec<usize>,
+    /// Output index of `iou_predictions`, `low_res_masks` (+ `masks`).
+    output_order: Vec<usize>,
+    /// The `low_res` plan, or one plan per pinned image size for `orig_size`.
+    plans: Mutex<HashMap<(u32, u32), Plan>>,
+}
+
+pub struct SamEngine {
+    pub manifest: ModelManifest,
+    encoder: Plan,
+    decoder: Decoder,
+}
+
+fn parse(file: &str, bytes: &[u8]) -> Result<InferenceModel, SamError> {
+    tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .map_err(|e| SamError::Load {
+            file: file.to_owned(),
+            reason: format!("{e:#}"),
+        })
+}
+
+fn names<'a>(model: &'a InferenceModel, outlets: &[OutletId]) -> Vec<&'a str> {
+    outlets
+        .iter()
+        .map(|o| model.outlet_label(*o).unwrap_or(&model.node(o.node).name))
+        .collect()
+}
+
+/// Index of each wanted name among the model's names, or a message listing what the model has.
+fn positions(have: &[&str], want: &[&str], what: &str) -> Result<Vec<usize>, String> {
+    want.iter()
+        .map(|w| {
+            have.iter()
+                .position(|h| h == w)
+                .ok_or_else(|| format!("no {what} named `{w}` (it has {})", have.join(", ")))
+        })
+        .collect()
+}
+
+fn optimise(file: &str, model: InferenceModel) -> Result<Plan, SamError> {
+    model
+        .into_optimized()
+        .and_then(|m| m.into_runnable())
+        .map_err(|e| SamError::Load {
+            file: file.to_owned(),
+            reason: format!("{e:#}"),
+        })
+}
+
+fn tensor(shape: &[usize], values: &[f32]) -> Result<TValue, SamError> {
+    Ok(Tensor::from_shape(shape, values)
+        .map_err(run_err)?
+        .into_tvalue())
+}
+
+fn values(t: &TValue) -> Result<Vec<f32>, SamError> {
+    Ok(t.to_plain_array_view::<f32>()
+        .map_err(run_err)?
+        .iter()
+        .copied()
+        .collect())
+}
+
+impl SamEngine {
+    /// Loads a model from its manifest and file bytes, checking integrity and the I/O contract.
+    pub fn load(
+        manifest: ModelManifest,
+        encoder_onnx: &[u8],
+        variant: DecoderVariant,
+        decoder_onnx: &[u8],
+    ) -> Result<SamEngine, SamError> {
+        ModelManifest::verify(
+            &manifest.encoder.file,
+            &manifest.encoder.sha256,
+            encoder_onnx,
+        )?;
+        let entry = manifest
+            .decoder(variant)
+            .ok_or(SamError::NoDecoder(variant))?
+            .clone();
+        ModelManifest::verify(&entry.file, &entry.sha256, decoder_onnx)?;
+
+        let file = manifest.encoder.file.clone();
+        let model = parse(&file, encoder_onnx)?;
+        let contract = |detail: String| SamError::Contract {
+            file: file.clone(),
+            role: "SAM image encoder",
+            detail,
+        };
+        let ins = names(&model, model.input_outlets().map_err(run_err)?);
+        let out_outlets = model.output_outlets().map_err(run_err)?.to_vec();
+        let outs = names(&model, &out_outlets);
+        positions(&ins, &ENCODER_INPUTS, "input").map_err(contract)?;
+        let out = positions(&outs, &ENCODER_OUTPUTS, "output").map_err(contract)?;
+        if ins.len() != 1 {
+            return Err(contract(format!("expected one input, found {}", ins.len())));
+        }
+        let s = manifest.input_size as usize;
+        let model = model
+            .with_input_fact(0, f32::fact([1, 3, s, s]).into())
+            .and_then(|m| m.with_output_outlets(&[out_outlets[out[0]]]))
+            .map_err(|e| contract(format!("{e:#}")))?;
+        let encoder = optimise(&file, model)?;
+
+        let decoder = Decoder::new(&entry.file, variant, decoder_onnx.to_vec())?;
+        let engine = SamEngine {
+            manifest,
+            encoder,
+            decoder,
+        };
+        if variant == DecoderVariant::LowRes {
+            // Optimise now, so a wrong file fails at load and the first click is not slower.
+            engine.decoder.plan(&engine.manifest, (0, 0))?;
+        }
+        Ok(engine)
+    }
+
+    /// Runs the encoder on an RGB image.
+    pub fn encode(&self, image: &image::RgbImage) -> Result<Embedding, SamError> {
+        let s = self.manifest.input_size as usize;
+        let input = model_input_from_image(image, &self.manifest);
+        self.encode_model_input(
+            &input,
+            ModelFromImage::new(image.width(), image.height(), s as u32),
+        )
+    }
+
+    /// Runs the encoder on an already preprocessed `[1, 3, S, S]` input.
+    pub fn encode_model_input(
+        &self,
+        input: &[f32],
+        transform: ModelFromImage,
+    ) -> Result<Embedding, SamError> {
+        let s = self.manifest.input_size as usize;
+        let out = self
+            .encoder
+            .run(tvec!(tensor(&[1, 3, s, s], input)?))
+            .map_err(run_err)?;
+        let shape: [usize; 4] = out[0].shape().try_into().map_err(|_| {
+            SamError::Run(format!("embedding shape {:?} is not 4-D", out[0].shape()))
+        })?;
+        if shape != self.manifest.embedding_shape {
+            return Err(SamError::Run(format!(
+                "the encoder gave an embedding of shape {shape:?}, the manifest says {:?}",
+                self.manifest.embedding_shape
+            )));
+        }
+        Ok(Embedding {
+            values: values(&out[0])?,
+            shape,
+            transform,
+        })
+    }
+
+    /// Runs the decoder on an embedding with the user's prompts.
+    pub fn decode(&self, embedding: &Embedding, prompts: &Prompts) -> Result<Decoded, SamError> {
+        let t = &embedding.transform;
+        if prompts.points_image.is_empty() && prompts.box_image.is_none() {
+            return Err(SamError::Prompt("give at least one point or a box".into()));
+        }
+        let mut coords = Vec::new();
+        let mut labels = Vec::new();
+        for (p, positive) in &prompts.points_image {
+            coords.extend(t.model_from_image(p[0], p[1]).map(|v| v as f32));
+            labels.push(if *positive { 1.0 } else { 0.0 });
+        }
+        if let Some([x0, y0, x1, y1]) = prompts.box_image {
+            coords.extend(t.model_from_image(x0.min(x1), y0.min(y1)).map(|v| v as f32));
+            coords.extend(t.model_from_image(x0.max(x1), y0.max(y1)).map(|v| v as f32));
+            labels.extend([2.0, 3.0]);
+        } else {
+            // SAM's ONNX decoder expects a padding point when no box is given.
+            coords.extend([0.0, 0.0]);
+            labels.push(-1.0);
+        }
+        let low = self.manifest.low_res_mask_size as usize;
+        let (mask_input, has_mask) = match &prompts.mask_input_low_res {
+            Some(m) if m.len() == low * low => (m.clone(), 1.0),
+            Some(m) => {
+                return Err(SamError::Prompt(format!(
+                    "mask input has {} values, expected {}",
+                    m.len(),
+                    low * low
+                )))
+            }
+            None => (vec![0.0; low * low], 0.0),
+        };
+        let n = labels.len();
+        let mut named = vec![
+            tensor(&embedding.shape, &embedding.values)?,
+            tensor(&[1, n, 2], &coords)?,
+            tensor(&[1, n], &labels)?,
+            tensor(&[1, 1, low, low], &mask_input)?,
+            tensor(&[1], &[has_mask])?,
+        ];
+        let size = (t.image_height, t.image_width);
+        if self.decoder.variant == DecoderVariant::OrigSize {
+            named.push(tensor(&[2], &[size.0 as f32, size.1 as f32])?);
+        }
+        let mut inputs: Vec<Option<TValue>> = vec![None; named.len()];
+        for (value, &index) in named.into_iter().zip(&self.decoder.input_order) {
+            inputs[index] = Some(value);
+        }
+        let inputs: TVec<TValue> = inputs.into_iter().flatten().collect();
+        let plan = self.decoder.plan(&self.manifest, size)?;
+        let out = plan.run(inputs).map_err(run_err)?;
+        self.decoded(&out, prompts, embedding)
+    }
+
+    fn decoded(
+        &self,
+        out: &[TValue],
+        prompts: &Prompts,
+        embedding: &Embedding,
+    ) -> Result<Decoded, SamError> {
+        let order = &self.decoder.output_order;
+        let ious = values(&out[order[0]])?;
+        let low_res = values(&out[order[1]])?;
+        let image = order.get(2).map(|&i| values(&out[i])).transpose()?;
+        let m = ious.len();
+        let low = self.manifest.low_res_mask_size as usize;
+        if m == 0 || low_res.len() != m * low * low {
+            return Err(SamError::Run(format!(
+                "the decoder returned {} masks of {} values",
+                m,
+                low_res.len()
+            )));
+        }
+        let t = &embedding.transform;
+        let image_len = (t.image_width * t.image_height) as usize;
+        let threshold = self.manifest.mask_threshold;
+        let candidates = (0..m)
+            .map(|k| {
+                let low_res_logits = low_res[k * low * low..][..low * low].to_vec();
+                Candidate {
+                    iou_prediction: ious[k],
+                    stability: stability_score(&low_res_logits, threshold, STABILITY_OFFSET),
+                    low_res_logits,
+                    image_logits: image
+                        .as_ref()
+                        .map(|all| all[k * image_len..][..image_len].to_vec()),
+                }
+            })
+            .collect::<Vec<_>>();
+        let one_click = prompts.points_image.len() == 1
+            && prompts.box_image.is_none()
+            && prompts.mask_input_low_res.is_none();
+        let best = if one_click && m > 1 {
+            (1..m)
+                .max_by(|&a, &b| {
+                    candidates[a]
+                        .iou_prediction
+                        .total_cmp(&candidates[b].iou_prediction)
+                })
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        Ok(Decoded { candidates, best })
+    }
+
+    /// A candidate as a mask in image pixels.
+    pub fn mask(&self, candidate: &Candidate, transform: &ModelFromImage) -> Mask {
+        let logits = match &candidate.image_logits {
+            Some(l) => l.clone(),
+            None => image_logits_from_low_res(
+                &candidate.low_res_logits,
+                self.manifest.low_res_mask_size as usize,
+                transform,
+            ),
+        };
+        mask_from_logits(
+            &logits,
+            transform.image_width,
+            transform.image_height,
+            self.manifest.mask_threshold,
+        )
+    }
+}
+
+impl Decoder {
+    fn new(file: &str, variant: DecoderVariant, bytes: Vec<u8>) -> Result<Decoder, SamError> {
+        let model = parse(file, &bytes)?;
+        let contract = |detail: String| SamError::Contract {
+            file: file.to_owned(),
+            role: "SAM mask decoder",
+            detail,
+        };
+        let ins = names(&model, model.input_outlets().map_err(run_err)?);
+        let outs = names(&model, model.output_outlets().map_err(run_err)?);
+        let mut want_in = DECODER_INPUTS.to_vec();
+        let mut want_out = DECODER_OUTPUTS.to_vec();
+        if variant == DecoderVariant::OrigSize {
+            want_in.push("orig_im_size");
+            want_out.push("masks");
+        }
+        let input_order = positions(&ins, &want_in, "input").map_err(contract)?;
+        let output_order = positions(&outs, &want_out, "output").map_err(contract)?;
+        if ins.len() != want_in.len() {
+            return Err(contract(format!(
+                "expected inputs {}, found {}",
+                want_in.join(", "),
+                ins.join(", ")
+            )));
+        }
+        Ok(Decoder {
+            variant,
+            file: file.to_owned(),
+            bytes,
+            input_order,
+            output_order,
+            plans: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The optimised plan; for `orig_size`, one per image size with `orig_im_size` pinned as a constant,
+    /// since tract must know the Resize's output size when it optimises.
+    fn plan(&self, manifest: &ModelManifest, size_hw: (u32, u32)) -> Result<Plan, SamError> {
+        let key = if self.variant == DecoderVariant::LowRes {
+            (0, 0)
+        } else {
+            size_hw
+        };
+        let mut plans = self
+            .plans
+            .lock()
+            .map_err(|_| SamError::Run("decoder lock poisoned".into()))?;
+        if let Some(plan) = plans.get(&key) {
+            return Ok(plan.clone());
+        }
+        let mut model = parse(&self.file, &self.bytes)?;
+        let [_, c, e, _] = manifest.embedding_shape;
+        let low = manifest.low_res_mask_size as usize;
+        let fact = |shape: &[usize]| -> InferenceFact { f32::fact(shape).into() };
+        let mut facts = vec![
+            fact(&[1, c, e, e]),
+            InferenceFact::default(),
+            InferenceFact::default(),
+            fact(&[1, 1, low, low]),
+            fact(&[1]),
+        ];
+        if self.variant == DecoderVariant::OrigSize {
+            facts.push(tensor1(&[size_hw.0 as f32, size_hw.1 as f32]).into());
+        }
+        for (f, &index) in facts.into_iter().zip(&self.input_order) {
+            if f != InferenceFact::default() {
+                model.set_input_fact(index, f).map_err(run_err)?;
+            }
+        }
+        let plan = optimise(&self.file, model)?;
+        plans.insert(key, plan.clone());
+        Ok(plan)
+    }
+}
+
+/// Loads `manifest.json` and the files it names from a folder (native tools and tests).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load_dir(dir: &std::path::Path, variant: DecoderVariant) -> Result<SamEngine, SamError> {
+    let read = |name: &str| {
+        std::fs::read(dir.join(name)).map_err(|e| SamError::Load {
+            file: dir.join(name).display().to_string(),
+            reason: e.to_string(),
+        })
+    };
+    let manifest_text = String::from_utf8(read("manifest.json")?).map_err(|e| SamError::Load {
+        file: "manifest.json".into(),
+        reason: e.to_string(),
+    })?;
+    let manifest = ModelManifest::parse(&manifest_text)?;
+    let encoder = read(&manifest.encoder.file)?;
+    let decoder_file = manifest
+        .decoder(variant)
+        .ok_or(SamError::NoDecoder(variant))?
+        .file
+        .clone();
+    let decoder = read(&decoder_file)?;
+    SamEngine::load(manifest, &encoder, variant, &decoder)
+}

@@ -1,0 +1,21 @@
+//! Segment-Anything-family inference on tract, with no browser dependency: the same code runs natively
+//! (tests, `lamina bench sam`) and in the Web Worker.
+//!
+//! Coordinate spaces, named in identifiers:
+//! - *image*: pixels of the image the user labels;
+//! - *model*: pixels of the model input (`input_size`, 1024 for SAM): the image resized so its longest side
+//!   is `input_size`, then padded at the bottom and right;
+//! - *low-res*: the decoder's mask logits grid (`low_res_mask_size`, 256 for SAM), covering the padded model
+//!   input.
+
+pub mod engine;
+pub mod manifest;
+pub mod postprocess;
+pub mod preprocess;
+pub mod transform;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use engine::load_dir;
+pub use engine::{Candidate, Decoded, Embedding, Prompts, SamEngine, SamError};
+pub use manifest::{DecoderVariant, ModelManifest};
+pub use transform::ModelFromImage;

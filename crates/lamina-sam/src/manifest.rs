@@ -1,0 +1,169 @@
+//! `manifest.json`, beside the ONNX files: what a model expects and how to check its files.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const MANIFEST_FORMAT: &str = "lamina.model";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecoderVariant {
+    /// Returns `iou_predictions` and 256x256 `low_res_masks`; upsampling is done in Rust. Loads once.
+    LowRes,
+    /// SAM's standard decoder with `orig_im_size`: tract loads it only with the size pinned, so it is
+    /// optimised once per image size.
+    OrigSize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DecoderFile {
+    pub variant: DecoderVariant,
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelManifest {
+    pub format: String,
+    pub version: u32,
+    pub id: String,
+    pub family: String,
+    pub input_size: u32,
+    pub pixel_mean: [f32; 3],
+    pub pixel_std: [f32; 3],
+    /// `[1, C, E, E]`.
+    pub embedding_shape: [usize; 4],
+    pub low_res_mask_size: u32,
+    #[serde(default)]
+    pub mask_threshold: f32,
+    pub encoder: ModelFile,
+    pub decoders: Vec<DecoderFile>,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub license: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ManifestError {
+    #[error("the model manifest is not valid: {0}")]
+    Json(String),
+    #[error("not a Lamina model manifest (format {0:?}, expected \"lamina.model\")")]
+    WrongFormat(String),
+    #[error("the model manifest is inconsistent: {0}")]
+    Inconsistent(String),
+    #[error("{file} does not match the manifest (sha256 {actual}, expected {expected}): a wrong or damaged download")]
+    Integrity {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl ModelManifest {
+    pub fn parse(json: &str) -> Result<Self, ManifestError> {
+        let m: ModelManifest =
+            serde_json::from_str(json).map_err(|e| ManifestError::Json(e.to_string()))?;
+        if m.format != MANIFEST_FORMAT {
+            return Err(ManifestError::WrongFormat(m.format));
+        }
+        let [one, _c, e1, e2] = m.embedding_shape;
+        if one != 1 || e1 != e2 || e1 == 0 {
+            return Err(ManifestError::Inconsistent(format!(
+                "embedding_shape {:?}",
+                m.embedding_shape
+            )));
+        }
+        if m.low_res_mask_size as usize != 4 * e1 {
+            return Err(ManifestError::Inconsistent(format!(
+                "low_res_mask_size {} is not 4 x the embedding side {e1}",
+                m.low_res_mask_size
+            )));
+        }
+        if m.input_size == 0 || m.pixel_std.iter().any(|s| *s <= 0.0) {
+            return Err(ManifestError::Inconsistent(
+                "input_size and pixel_std must be positive".into(),
+            ));
+        }
+        if m.decoders.is_empty() {
+            return Err(ManifestError::Inconsistent("no decoder is listed".into()));
+        }
+        Ok(m)
+    }
+
+    pub fn decoder(&self, variant: DecoderVariant) -> Option<&DecoderFile> {
+        self.decoders.iter().find(|d| d.variant == variant)
+    }
+
+    /// The decoder to use when the caller has no preference: the one that loads once.
+    pub fn preferred_decoder(&self) -> &DecoderFile {
+        self.decoder(DecoderVariant::LowRes)
+            .unwrap_or(&self.decoders[0])
+    }
+
+    /// Checks a downloaded or cached file against the manifest's sha256.
+    pub fn verify(file: &str, expected_sha256: &str, bytes: &[u8]) -> Result<(), ManifestError> {
+        let actual = sha256_hex(bytes);
+        if actual.eq_ignore_ascii_case(expected_sha256) {
+            Ok(())
+        } else {
+            Err(ManifestError::Integrity {
+                file: file.to_owned(),
+                expected: expected_sha256.to_owned(),
+                actual,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest_json(low_res: u32) -> String {
+        format!(
+            r#"{{"format":"lamina.model","version":1,"id":"m","family":"sam","input_size":1024,
+            "pixel_mean":[1,2,3],"pixel_std":[1,1,1],"embedding_shape":[1,32,64,64],
+            "low_res_mask_size":{low_res},"encoder":{{"file":"e.onnx","sha256":"00"}},
+            "decoders":[{{"variant":"orig_size","file":"d.onnx","sha256":"00"}}]}}"#
+        )
+    }
+
+    #[test]
+    fn parses_and_checks_consistency() {
+        let m = ModelManifest::parse(&manifest_json(256)).unwrap();
+        assert_eq!(m.preferred_decoder().variant, DecoderVariant::OrigSize);
+        assert!(matches!(
+            ModelManifest::parse(&manifest_json(200)),
+            Err(ManifestError::Inconsistent(_))
+        ));
+        assert!(matches!(
+            ModelManifest::parse("{}"),
+            Err(ManifestError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn integrity_names_the_file() {
+        let err =
+            ModelManifest::verify("encoder.onnx", &sha256_hex(b"right"), b"wrong").unwrap_err();
+        assert!(err.to_string().contains("encoder.onnx does not match"));
+        assert_eq!(
+            ModelManifest::verify("x", &sha256_hex(b"ok").to_uppercase(), b"ok"),
+            Ok(())
+        );
+    }
+}
