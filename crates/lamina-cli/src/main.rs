@@ -3,6 +3,7 @@
 //! Every subcommand takes `--json` for scripts: exactly one JSON object on stdout (`"ok": false` plus
 //! the error on failure). Errors also go to stderr, and the exit code is 1 on any failure.
 
+mod bench;
 mod import;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,15 @@ enum Command {
     Export(ExportCommand),
     /// Build a bundle from a tile set with 16-bit instance masks (the format of shared/data/FORMAT.md).
     ImportMasks(import::ImportArgs),
+    /// Benchmarks (print figures; assert nothing).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Native timings of a SAM-family model: load, encode, decode p50/p95.
+    Sam(bench::BenchSamArgs),
 }
 
 #[derive(Subcommand)]
@@ -82,6 +92,7 @@ fn main() -> ExitCode {
             tolerance,
         }) => export_coco(&bundle, &out, polygons, tolerance),
         Command::ImportMasks(args) => import::run(&args, cli.json),
+        Command::Bench(BenchCommand::Sam(args)) => bench::run(&args),
     };
     match result {
         Ok(report) => {
