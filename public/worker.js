@@ -1,17 +1,76 @@
-// Lamina's Web Worker: decoding (and later inference) off the UI thread. The logic is Rust
-// (crates/lamina-worker); this file only routes messages. Each reply carries the request's id.
-import init, { decode_image } from './pkg/lamina_worker.js';
+// Lamina's Web Worker: image checks and model inference, off the UI thread. The logic is Rust
+// (crates/lamina-worker, crates/lamina-sam); this file only routes messages.
+//
+// Protocol. Request: {id, kind, ...}. Reply: {id, ok: true, result} or {id, ok: false, error,
+// cancelled?}. Events, not replies: {event: 'progress', id, stage, done?}.
+//   inspect    {bytes}                      -> {width, height, mime, source_mime, sha256, display?}
+//   load_model {manifest, encoder, decoder} -> {key, id, family, variant, load_ms}
+//   encode     {bytes}                      -> {handle, encode_ms, f16, shape}
+//   restore    {f16, width, height}         -> {handle}
+//   segment    {handle, prompts}            -> {rle, area, bbox, iou, stability, best, ious, decode_ms}
+//   drop       {handle}                     -> {}
+// `segment` is latest-wins: a newer segment request cancels one still waiting (hover preview sends many).
+import init, * as wasm from './pkg/lamina_worker.js';
 
 const ready = init();
+let waitingSegment = null;
+
+function reply(id, result, transfer = []) {
+  self.postMessage({ id, ok: true, result }, transfer);
+}
+
+function fail(id, e, cancelled = false) {
+  self.postMessage({ id, ok: false, cancelled, error: String((e && e.message) || e) });
+}
+
+function run(data) {
+  const { id, kind } = data;
+  try {
+    switch (kind) {
+      case 'inspect': {
+        const r = wasm.decode_image(new Uint8Array(data.bytes));
+        return reply(id, r, r.display ? [r.display.buffer] : []);
+      }
+      case 'load_model': {
+        self.postMessage({ event: 'progress', id, stage: 'loading model' });
+        return reply(id, wasm.load_model(data.manifest, new Uint8Array(data.encoder), new Uint8Array(data.decoder)));
+      }
+      case 'encode': {
+        self.postMessage({ event: 'progress', id, stage: 'encoding' });
+        const r = wasm.encode_image(new Uint8Array(data.bytes));
+        self.postMessage({ event: 'progress', id, stage: 'encoding', done: true });
+        return reply(id, r, [r.f16.buffer]);
+      }
+      case 'restore':
+        return reply(id, { handle: wasm.restore_embedding(new Uint8Array(data.f16), data.width, data.height) });
+      case 'segment':
+        return reply(id, wasm.decode_prompts(data.handle, JSON.stringify(data.prompts)));
+      case 'drop':
+        wasm.drop_embedding(data.handle);
+        return reply(id, {});
+      default:
+        throw new Error(`unknown request ${kind}`);
+    }
+  } catch (e) {
+    fail(id, e);
+  }
+}
 
 self.onmessage = async ({ data }) => {
-  const { id, kind, bytes } = data;
   try {
     await ready;
-    if (kind !== 'decode') throw new Error(`unknown request ${kind}`);
-    const result = decode_image(new Uint8Array(bytes));
-    self.postMessage({ id, ok: true, result }, result.display ? [result.display.buffer] : []);
   } catch (e) {
-    self.postMessage({ id, ok: false, error: String((e && e.message) || e) });
+    return fail(data.id, `the worker's wasm did not load: ${e}`);
   }
+  if (data.kind !== 'segment') return run(data);
+  // Messages that arrived while inference ran are all delivered before this timeout fires, so only the
+  // newest segment request runs.
+  if (waitingSegment) fail(waitingSegment.id, 'superseded by a newer request', true);
+  waitingSegment = data;
+  setTimeout(() => {
+    if (waitingSegment === data) {
+      waitingSegment = null;
+      run(data);
+    }
+  });
 };

@@ -3,6 +3,7 @@
 
 pub mod export;
 pub mod import;
+pub mod model;
 pub mod state;
 pub mod store;
 mod ui;

@@ -99,6 +99,13 @@ pub struct AppState {
     histories: StoredValue<HashMap<String, History>>,
     /// Bumped whenever the undo stacks change, so buttons can react.
     pub history_rev: RwSignal<u64>,
+    pub model: RwSignal<crate::model::ModelStatus>,
+    /// The current image's embedding.
+    pub embedding: RwSignal<crate::model::EmbeddingStatus>,
+    /// Worker handles by `model key/image sha256`.
+    pub handles: StoredValue<HashMap<String, u32>>,
+    /// Embedding keys being encoded or restored right now.
+    pub in_flight: StoredValue<std::collections::HashSet<String>>,
 }
 
 thread_local! {
@@ -146,6 +153,10 @@ impl AppState {
             polygon_image: RwSignal::new(Vec::new()),
             histories: StoredValue::new(HashMap::new()),
             history_rev: RwSignal::new(0),
+            model: RwSignal::new(crate::model::ModelStatus::None),
+            embedding: RwSignal::new(crate::model::EmbeddingStatus::None),
+            handles: StoredValue::new(HashMap::new()),
+            in_flight: StoredValue::new(Default::default()),
         }
     }
 
@@ -205,6 +216,11 @@ impl AppState {
         if let Ok(Some(author)) = store.setting("author").await {
             self.author.set(author);
         }
+        crate::worker_client::on_progress(move |stage, done| {
+            self.progress
+                .set((!done).then(|| format!("Model: {stage}…")));
+        });
+        leptos::task::spawn_local(crate::model::load_initial(self));
         let projects = match store.projects().await {
             Ok(p) => p,
             Err(e) => return self.error(e.to_string()),
@@ -311,6 +327,7 @@ impl AppState {
                 self.instances.set(instances);
                 self.set_image_url(url);
                 self.history_rev.update(|r| *r += 1);
+                leptos::task::spawn_local(crate::model::ensure_embeddings(self));
             }
             Err(e) => self.error(e.to_string()),
         }

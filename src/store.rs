@@ -5,7 +5,9 @@
 //! - `assets`: [`AssetRecord`] by asset id, index `project` on `project_id`;
 //! - `blobs`: the displayable image `Blob` by asset id;
 //! - `instances`: [`Instance`] by id, index `asset` on `asset_id`;
-//! - `settings`: small values by name.
+//! - `settings`: small values by name;
+//! - `model_files` (v2): model files (ArrayBuffer) by their sha256, so a model downloads once;
+//! - `embeddings` (v2): image embeddings (f16 bytes) by `model key/image sha256`.
 //!
 //! Each user action is one read-write transaction: it lands whole or not at all (a full quota aborts it
 //! and nothing is half-written).
@@ -22,13 +24,15 @@ use web_sys::Blob;
 
 pub const DB_NAME: &str = "lamina";
 /// Bump with a new step in [`migrate`] whenever stores or indexes change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const PROJECTS: &str = "projects";
 const ASSETS: &str = "assets";
 const BLOBS: &str = "blobs";
 const INSTANCES: &str = "instances";
 const SETTINGS: &str = "settings";
+const MODEL_FILES: &str = "model_files";
+const EMBEDDINGS: &str = "embeddings";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AssetRecord {
@@ -96,6 +100,10 @@ fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
             Some(IndexParams::new()),
         )?;
         db.create_object_store(SETTINGS, ObjectStoreParams::new())?;
+    }
+    if from_version < 2 {
+        db.create_object_store(MODEL_FILES, ObjectStoreParams::new())?;
+        db.create_object_store(EMBEDDINGS, ObjectStoreParams::new())?;
     }
     Ok(())
 }
@@ -278,6 +286,54 @@ impl Store {
             Ok(())
         })
         .await
+    }
+
+    /// A value stored out of line under a string key (model files, embeddings).
+    async fn get_value(&self, store: &str, key: &str) -> Result<Option<JsValue>, StoreError> {
+        let tx = self.db.transaction(&[store], TransactionMode::ReadOnly)?;
+        Ok(tx.object_store(store)?.get(JsValue::from_str(key))?.await?)
+    }
+
+    async fn put_value(&self, store: &str, key: &str, value: &JsValue) -> Result<(), StoreError> {
+        let k = JsValue::from_str(key);
+        self.write(&[store], |tx| {
+            tx.object_store(store)?.put(value, Some(&k))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn model_file(
+        &self,
+        sha256: &str,
+    ) -> Result<Option<js_sys::ArrayBuffer>, StoreError> {
+        Ok(self
+            .get_value(MODEL_FILES, sha256)
+            .await?
+            .and_then(|v| wasm_bindgen::JsCast::dyn_into(v).ok()))
+    }
+
+    pub async fn put_model_file(
+        &self,
+        sha256: &str,
+        bytes: &js_sys::ArrayBuffer,
+    ) -> Result<(), StoreError> {
+        self.put_value(MODEL_FILES, sha256, bytes).await
+    }
+
+    pub async fn embedding(&self, key: &str) -> Result<Option<js_sys::Uint8Array>, StoreError> {
+        Ok(self
+            .get_value(EMBEDDINGS, key)
+            .await?
+            .and_then(|v| wasm_bindgen::JsCast::dyn_into(v).ok()))
+    }
+
+    pub async fn put_embedding(
+        &self,
+        key: &str,
+        f16: &js_sys::Uint8Array,
+    ) -> Result<(), StoreError> {
+        self.put_value(EMBEDDINGS, key, f16).await
     }
 
     pub fn close(&self) {

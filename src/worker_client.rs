@@ -24,6 +24,9 @@ pub struct DecodedImage {
 
 type Reply = Result<JsValue, String>;
 
+/// Receives the worker's progress events: `(stage, done)`.
+type ProgressFn = Box<dyn Fn(String, bool)>;
+
 struct WorkerHandle {
     worker: Worker,
     next_id: u32,
@@ -34,6 +37,12 @@ struct WorkerHandle {
 
 thread_local! {
     static WORKER: RefCell<Option<WorkerHandle>> = const { RefCell::new(None) };
+    static PROGRESS: RefCell<Option<ProgressFn>> = const { RefCell::new(None) };
+}
+
+/// Where the worker's progress events go (the status bar).
+pub fn on_progress(f: impl Fn(String, bool) + 'static) {
+    PROGRESS.with_borrow_mut(|p| *p = Some(Box::new(f)));
 }
 
 fn get(obj: &JsValue, key: &str) -> JsValue {
@@ -42,6 +51,16 @@ fn get(obj: &JsValue, key: &str) -> JsValue {
 
 fn on_reply(event: MessageEvent) {
     let data = event.data();
+    if get(&data, "event").as_string().as_deref() == Some("progress") {
+        let stage = get(&data, "stage").as_string().unwrap_or_default();
+        let done = get(&data, "done").is_truthy();
+        PROGRESS.with_borrow(|p| {
+            if let Some(f) = p {
+                f(stage, done)
+            }
+        });
+        return;
+    }
     let Some(id) = get(&data, "id").as_f64() else {
         return;
     };
@@ -91,7 +110,11 @@ fn start() -> Result<WorkerHandle, String> {
     })
 }
 
-async fn request(kind: &str, bytes: js_sys::ArrayBuffer) -> Reply {
+/// The error text of a request a newer one superseded (latest-wins segment requests).
+pub const CANCELLED: &str = "cancelled";
+
+/// Sends `{id, kind, ...fields}` with `transfer` moved, not copied, and waits for the reply.
+async fn request(kind: &str, fields: &[(&str, JsValue)], transfer: &[&JsValue]) -> Reply {
     let (tx, rx) = oneshot::channel();
     WORKER.with_borrow_mut(|slot| -> Result<(), String> {
         if slot.is_none() {
@@ -105,8 +128,10 @@ async fn request(kind: &str, bytes: js_sys::ArrayBuffer) -> Reply {
         let message = Object::new();
         let _ = Reflect::set(&message, &"id".into(), &id.into());
         let _ = Reflect::set(&message, &"kind".into(), &kind.into());
-        let _ = Reflect::set(&message, &"bytes".into(), &bytes);
-        let transfer = js_sys::Array::of1(&bytes);
+        for (k, v) in fields {
+            let _ = Reflect::set(&message, &JsValue::from_str(k), v);
+        }
+        let transfer: js_sys::Array = transfer.iter().copied().collect();
         handle
             .worker
             .post_message_with_transfer(&message, &transfer)
@@ -120,7 +145,7 @@ async fn request(kind: &str, bytes: js_sys::ArrayBuffer) -> Reply {
 
 /// Checks, decodes and hashes an image in the worker.
 pub async fn decode_image(bytes: js_sys::ArrayBuffer) -> Result<DecodedImage, String> {
-    let r = request("decode", bytes).await?;
+    let r = request("inspect", &[("bytes", bytes.clone().into())], &[&bytes]).await?;
     let num = |k: &str| get(&r, k).as_f64().unwrap_or(0.0) as u32;
     let text = |k: &str| get(&r, k).as_string().unwrap_or_default();
     Ok(DecodedImage {
@@ -130,4 +155,64 @@ pub async fn decode_image(bytes: js_sys::ArrayBuffer) -> Result<DecodedImage, St
         sha256: text("sha256"),
         display: get(&r, "display").dyn_into::<Uint8Array>().ok(),
     })
+}
+
+/// A model the worker loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedModel {
+    /// Cache key: model id + encoder hash.
+    pub key: String,
+    pub id: String,
+    pub load_ms: f64,
+}
+
+pub async fn load_model(
+    manifest_json: &str,
+    encoder: js_sys::ArrayBuffer,
+    decoder: js_sys::ArrayBuffer,
+) -> Result<LoadedModel, String> {
+    let fields = [
+        ("manifest", JsValue::from_str(manifest_json)),
+        ("encoder", encoder.clone().into()),
+        ("decoder", decoder.clone().into()),
+    ];
+    let r = request("load_model", &fields, &[&encoder, &decoder]).await?;
+    Ok(LoadedModel {
+        key: get(&r, "key").as_string().unwrap_or_default(),
+        id: get(&r, "id").as_string().unwrap_or_default(),
+        load_ms: get(&r, "load_ms").as_f64().unwrap_or(0.0),
+    })
+}
+
+pub struct Encoded {
+    pub handle: u32,
+    pub encode_ms: f64,
+    /// The embedding in half precision, for the cache.
+    pub f16: Uint8Array,
+}
+
+pub async fn encode(image_bytes: js_sys::ArrayBuffer) -> Result<Encoded, String> {
+    let r = request(
+        "encode",
+        &[("bytes", image_bytes.clone().into())],
+        &[&image_bytes],
+    )
+    .await?;
+    Ok(Encoded {
+        handle: get(&r, "handle").as_f64().unwrap_or(0.0) as u32,
+        encode_ms: get(&r, "encode_ms").as_f64().unwrap_or(0.0),
+        f16: get(&r, "f16")
+            .dyn_into::<Uint8Array>()
+            .map_err(|_| "the worker sent no embedding".to_string())?,
+    })
+}
+
+pub async fn restore(f16: &Uint8Array, width: u32, height: u32) -> Result<u32, String> {
+    let fields = [
+        ("f16", f16.clone().into()),
+        ("width", width.into()),
+        ("height", height.into()),
+    ];
+    let r = request("restore", &fields, &[]).await?;
+    Ok(get(&r, "handle").as_f64().unwrap_or(0.0) as u32)
 }

@@ -11,7 +11,12 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 fn project(id: &str) -> Project {
-    Project { id: id.into(), name: "p".into(), created: "2026-01-01T00:00:00Z".into(), ontology: Ontology::pannuke() }
+    Project {
+        id: id.into(),
+        name: "p".into(),
+        created: "2026-01-01T00:00:00Z".into(),
+        ontology: Ontology::pannuke(),
+    }
 }
 
 fn record(project_id: &str, id: &str, position: u32) -> AssetRecord {
@@ -24,7 +29,9 @@ fn record(project_id: &str, id: &str, position: u32) -> AssetRecord {
             sha256: "ab".repeat(32),
             width: 16,
             height: 16,
-            metadata: [("organ".to_string(), serde_json::json!("liver"))].into_iter().collect(),
+            metadata: [("organ".to_string(), serde_json::json!("liver"))]
+                .into_iter()
+                .collect(),
             uri: None,
             status: LabelStatus::Unlabeled,
         },
@@ -56,12 +63,24 @@ async fn everything_written_is_there_after_reopening() {
     delete_database(name).await.unwrap();
     let store = Store::open(name).await.unwrap();
     store.put_project(&project("p1")).await.unwrap();
-    store.add_asset(&record("p1", "a2", 1), &blob(b"second")).await.unwrap();
-    store.add_asset(&record("p1", "a1", 0), &blob(b"first")).await.unwrap();
-    store.add_asset(&record("other", "b1", 0), &blob(b"elsewhere")).await.unwrap();
+    store
+        .add_asset(&record("p1", "a2", 1), &blob(b"second"))
+        .await
+        .unwrap();
+    store
+        .add_asset(&record("p1", "a1", 0), &blob(b"first"))
+        .await
+        .unwrap();
+    store
+        .add_asset(&record("other", "b1", 0), &blob(b"elsewhere"))
+        .await
+        .unwrap();
     let mut rec = record("p1", "a1", 0);
     rec.asset.status = LabelStatus::InProgress;
-    let edit = Edit { removed: vec![], added: vec![square("a1", "i1", 0.0), square("a1", "i2", 8.0)] };
+    let edit = Edit {
+        removed: vec![],
+        added: vec![square("a1", "i1", 0.0), square("a1", "i2", 8.0)],
+    };
     store.apply_edit(&rec, &edit).await.unwrap();
     store.put_setting("last_project", "p1").await.unwrap();
     store.close();
@@ -70,14 +89,21 @@ async fn everything_written_is_there_after_reopening() {
     assert_eq!(store.projects().await.unwrap(), vec![project("p1")]);
     let assets = store.assets("p1").await.unwrap();
     let ids: Vec<_> = assets.iter().map(|r| r.asset.id.as_str()).collect();
-    assert_eq!(ids, ["a1", "a2"], "assets come back in import order, only the project's own");
+    assert_eq!(
+        ids,
+        ["a1", "a2"],
+        "assets come back in import order, only the project's own"
+    );
     assert_eq!(assets[0].asset.status, LabelStatus::InProgress);
     assert_eq!(assets[0].asset.metadata["organ"], "liver");
     let instances = store.instances("a1").await.unwrap();
     assert_eq!(instances, edit.added);
     let stored_blob = store.blob("a2").await.unwrap().unwrap();
     assert_eq!(stored_blob.size(), 6.0);
-    assert_eq!(store.setting("last_project").await.unwrap().as_deref(), Some("p1"));
+    assert_eq!(
+        store.setting("last_project").await.unwrap().as_deref(),
+        Some("p1")
+    );
     store.close();
 }
 
@@ -89,10 +115,22 @@ async fn an_edit_replaces_and_deletes_in_one_step_and_undo_restores() {
     let rec = record("p", "a", 0);
     store.add_asset(&rec, &blob(b"x")).await.unwrap();
     let (i1, i2) = (square("a", "i1", 0.0), square("a", "i2", 8.0));
-    store.apply_edit(&rec, &Edit { removed: vec![], added: vec![i1.clone(), i2.clone()] }).await.unwrap();
+    store
+        .apply_edit(
+            &rec,
+            &Edit {
+                removed: vec![],
+                added: vec![i1.clone(), i2.clone()],
+            },
+        )
+        .await
+        .unwrap();
     let mut grown = i1.clone();
     grown.class_id = "dead".into();
-    let edit = Edit { removed: vec![i1.clone(), i2.clone()], added: vec![grown.clone()] };
+    let edit = Edit {
+        removed: vec![i1.clone(), i2.clone()],
+        added: vec![grown.clone()],
+    };
     store.apply_edit(&rec, &edit).await.unwrap();
     assert_eq!(store.instances("a").await.unwrap(), vec![grown]);
     store.apply_edit(&rec, &edit.inverse()).await.unwrap();
@@ -114,6 +152,80 @@ async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
     assert!(store.assets("none").await.unwrap().is_empty());
     assert!(store.instances("none").await.unwrap().is_empty());
     assert_eq!(store.setting("none").await.unwrap(), None);
-    assert_eq!(SCHEMA_VERSION, 1);
+    store.close();
+}
+
+/// A database as version 1 of the app left it: its stores, with a project in it.
+async fn make_v1_database(name: &str) {
+    use idb::{Factory, IndexParams, KeyPath, ObjectStoreParams, TransactionMode};
+    let mut request = Factory::new().unwrap().open(name, Some(1)).unwrap();
+    request.on_upgrade_needed(|event| {
+        let db = event.database().unwrap();
+        let mut by_id = ObjectStoreParams::new();
+        by_id.key_path(Some(KeyPath::new_single("id")));
+        db.create_object_store("projects", by_id.clone()).unwrap();
+        let assets = db
+            .create_object_store("assets", ObjectStoreParams::new())
+            .unwrap();
+        assets
+            .create_index(
+                "project",
+                KeyPath::new_single("project_id"),
+                Some(IndexParams::new()),
+            )
+            .unwrap();
+        db.create_object_store("blobs", ObjectStoreParams::new())
+            .unwrap();
+        let instances = db.create_object_store("instances", by_id).unwrap();
+        instances
+            .create_index(
+                "asset",
+                KeyPath::new_single("asset_id"),
+                Some(IndexParams::new()),
+            )
+            .unwrap();
+        db.create_object_store("settings", ObjectStoreParams::new())
+            .unwrap();
+    });
+    let db = request.await.unwrap();
+    let tx = db
+        .transaction(&["projects"], TransactionMode::ReadWrite)
+        .unwrap();
+    let value = serde_wasm_bindgen::to_value(&project("old")).unwrap();
+    tx.object_store("projects")
+        .unwrap()
+        .put(&value, None)
+        .unwrap();
+    tx.await.unwrap();
+    db.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_version_1_database_is_migrated_and_keeps_its_projects() {
+    let name = "lamina-test-migrate";
+    delete_database(name).await.unwrap();
+    make_v1_database(name).await;
+    let store = Store::open(name).await.unwrap();
+    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(store.projects().await.unwrap(), vec![project("old")]);
+    // The stores version 2 added work.
+    let f16 = js_sys::Uint8Array::from(&[1u8, 2, 3, 4][..]);
+    store.put_embedding("model@abc/sha", &f16).await.unwrap();
+    assert_eq!(
+        store
+            .embedding("model@abc/sha")
+            .await
+            .unwrap()
+            .unwrap()
+            .to_vec(),
+        vec![1, 2, 3, 4]
+    );
+    let bytes = js_sys::Uint8Array::from(&[9u8; 16][..]).buffer();
+    store.put_model_file("ff", &bytes).await.unwrap();
+    assert_eq!(
+        store.model_file("ff").await.unwrap().unwrap().byte_length(),
+        16
+    );
+    assert!(store.model_file("missing").await.unwrap().is_none());
     store.close();
 }

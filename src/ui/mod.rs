@@ -16,7 +16,8 @@ use crate::import;
 use crate::state::{AppState, Notice, ToolKind};
 use labeler::{finish_polygon, Labeler};
 use panels::{
-    delete_selected, pick_class, status_label, ImageList, OntologyEditor, SelectionPanel, ToolBar,
+    delete_selected, pick_class, status_label, ImageList, ModelPanel, OntologyEditor,
+    SelectionPanel, ToolBar,
 };
 
 fn files_of(input: &HtmlInputElement) -> Vec<File> {
@@ -264,6 +265,7 @@ pub fn App() -> impl IntoView {
                     <ToolBar state/>
                     <OntologyEditor state/>
                     <SelectionPanel state/>
+                    <ModelPanel state/>
                     <section class="help">
                         <h2>"Keys"</h2>
                         <p>"1-9 class · Del delete · Ctrl+Z / Ctrl+Shift+Z undo/redo · ← → image · [ ] brush · Enter close polygon · Esc cancel · wheel zoom · middle-drag pan · Ctrl+Enter submit"</p>

@@ -271,3 +271,45 @@ pub fn SelectionPanel(state: AppState) -> impl IntoView {
         </section>
     }
 }
+
+#[component]
+pub fn ModelPanel(state: AppState) -> impl IntoView {
+    use crate::model::{load_from_files, load_from_url, EmbeddingStatus, ModelStatus};
+    let url = RwSignal::new(String::new());
+    let status = move || match state.model.get() {
+        ModelStatus::None => "no model".to_string(),
+        ModelStatus::Loading(stage) => format!("loading: {stage}"),
+        ModelStatus::Ready(m) => format!("ready: {}", m.id),
+        ModelStatus::Failed(e) => format!("not loaded: {e}"),
+    };
+    let embedding = move || match state.embedding.get() {
+        EmbeddingStatus::None => String::new(),
+        EmbeddingStatus::Encoding => "image: encoding…".into(),
+        EmbeddingStatus::Ready { cached: true, .. } => "image: ready (cached embedding)".into(),
+        EmbeddingStatus::Ready { encode_ms, .. } => {
+            format!("image: ready (encoded in {:.0} ms)", encode_ms)
+        }
+        EmbeddingStatus::Failed(e) => format!("image: not encoded: {e}"),
+    };
+    view! {
+        <section class="model">
+            <h2>"Segment model"</h2>
+            <p class="model-status" data-testid="model-status">{status}</p>
+            <p class="model-status" data-testid="embedding-status">{embedding}</p>
+            <div class="row">
+                <input class="url" placeholder="model URL (manifest.json)" data-testid="model-url"
+                    on:input=move |ev| url.set(event_target_value(&ev))/>
+                <button data-testid="load-model" on:click=move |_| spawn_local(load_from_url(state, url.get_untracked()))>"Load"</button>
+            </div>
+            <label class="button" title="manifest.json with its .onnx files">"Model files"
+                <input type="file" multiple accept=".json,.onnx" data-testid="model-files"
+                    on:change=move |ev| {
+                        let input: web_sys::HtmlInputElement = event_target(&ev);
+                        let files = input.files().map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default();
+                        input.set_value("");
+                        spawn_local(load_from_files(state, files));
+                    }/>
+            </label>
+        </section>
+    }
+}

@@ -11,6 +11,7 @@ pub mod image_header;
 pub mod manifest;
 pub mod mask;
 pub mod model;
+pub mod model_manifest;
 pub mod overlay;
 pub mod polygon;
 pub mod rle;

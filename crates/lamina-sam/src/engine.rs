@@ -472,3 +472,58 @@ pub fn load_dir(dir: &std::path::Path, variant: DecoderVariant) -> Result<SamEng
     let decoder = read(&decoder_file)?;
     SamEngine::load(manifest, &encoder, variant, &decoder)
 }
+
+impl Embedding {
+    /// Half-precision bytes (little-endian) for the browser's embedding cache: half the size, and the
+    /// masks it gives differ from f32's only at the rounding of the logits.
+    pub fn to_f16_bytes(&self) -> Vec<u8> {
+        self.values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect()
+    }
+
+    pub fn from_f16_bytes(
+        bytes: &[u8],
+        shape: [usize; 4],
+        transform: ModelFromImage,
+    ) -> Result<Embedding, SamError> {
+        let n: usize = shape.iter().product();
+        if bytes.len() != 2 * n {
+            return Err(SamError::Run(format!(
+                "a cached embedding has {} bytes, expected {}",
+                bytes.len(),
+                2 * n
+            )));
+        }
+        let values = bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect();
+        Ok(Embedding {
+            values,
+            shape,
+            transform,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_round_trip_keeps_values_within_half_precision() {
+        let t = ModelFromImage::new(4, 4, 8);
+        let e = Embedding {
+            values: vec![0.0, 1.5, -2.25, 1e-3, 123.4, -0.333],
+            shape: [1, 6, 1, 1],
+            transform: t,
+        };
+        let back = Embedding::from_f16_bytes(&e.to_f16_bytes(), e.shape, t).unwrap();
+        for (a, b) in e.values.iter().zip(&back.values) {
+            assert!((a - b).abs() <= a.abs() * 1e-3 + 1e-6, "{a} vs {b}");
+        }
+        assert!(Embedding::from_f16_bytes(&[0; 3], e.shape, t).is_err());
+    }
+}

@@ -9,7 +9,7 @@
 //!   input.
 
 pub mod engine;
-pub mod manifest;
+pub use lamina_core::model_manifest as manifest;
 pub mod postprocess;
 pub mod preprocess;
 pub mod transform;

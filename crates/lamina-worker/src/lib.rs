@@ -11,6 +11,8 @@ use lamina_core::image_header::{
 use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
 
+pub mod sam;
+
 #[derive(Debug, PartialEq)]
 pub struct Decoded {
     pub width: u32,

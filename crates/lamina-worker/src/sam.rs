@@ -1,0 +1,229 @@
+//! The worker's segment-suggestion side: one loaded model, a few embeddings kept by handle, and the last
+//! low-res mask of each handle for refinement. The logic is `lamina-sam`; this is the message glue.
+
+use std::cell::RefCell;
+
+use js_sys::{Float32Array, Object, Reflect, Uint8Array};
+use lamina_core::rle::Rle;
+use lamina_sam::{DecoderVariant, Embedding, ModelFromImage, ModelManifest, Prompts, SamEngine};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+/// Embeddings kept in memory (the current image and the pre-encoded next ones); older ones are dropped
+/// and come back from the IndexedDB cache.
+const KEEP_EMBEDDINGS: usize = 4;
+
+struct Held {
+    handle: u32,
+    embedding: Embedding,
+    last_low_res: Option<Vec<f32>>,
+}
+
+#[derive(Default)]
+struct Worker {
+    engine: Option<SamEngine>,
+    held: Vec<Held>,
+    next_handle: u32,
+}
+
+thread_local! {
+    static WORKER: RefCell<Worker> = RefCell::new(Worker::default());
+}
+
+fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+    let _ = Reflect::set(obj, &JsValue::from_str(key), &value.into());
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+fn err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+fn hold(w: &mut Worker, embedding: Embedding) -> u32 {
+    w.next_handle += 1;
+    let handle = w.next_handle;
+    w.held.push(Held {
+        handle,
+        embedding,
+        last_low_res: None,
+    });
+    if w.held.len() > KEEP_EMBEDDINGS {
+        w.held.remove(0);
+    }
+    handle
+}
+
+/// The model's cache key: its id plus its encoder's hash, so re-exported weights never reuse old
+/// embeddings.
+fn model_key(m: &ModelManifest) -> String {
+    format!(
+        "{}@{}",
+        m.id,
+        &m.encoder.sha256[..12.min(m.encoder.sha256.len())]
+    )
+}
+
+/// Loads a model (manifest JSON + file bytes, integrity-checked). Replaces any loaded model.
+#[wasm_bindgen]
+pub fn load_model(manifest_json: &str, encoder: &[u8], decoder: &[u8]) -> Result<JsValue, JsError> {
+    let manifest = ModelManifest::parse(manifest_json).map_err(err)?;
+    let variant = manifest.preferred_decoder().variant;
+    let start = now_ms();
+    let engine = SamEngine::load(manifest, encoder, variant, decoder).map_err(err)?;
+    let out = Object::new();
+    set(&out, "key", model_key(&engine.manifest));
+    set(&out, "id", engine.manifest.id.clone());
+    set(&out, "family", engine.manifest.family.clone());
+    set(
+        &out,
+        "variant",
+        if variant == DecoderVariant::LowRes {
+            "low_res"
+        } else {
+            "orig_size"
+        },
+    );
+    set(&out, "load_ms", now_ms() - start);
+    WORKER.with_borrow_mut(|w| {
+        w.engine = Some(engine);
+        w.held.clear();
+    });
+    Ok(out.into())
+}
+
+/// Encodes an image file (PNG/JPEG bytes). Returns a handle, the timing, and the embedding as f16 bytes
+/// for the cache.
+#[wasm_bindgen]
+pub fn encode_image(image_bytes: &[u8]) -> Result<JsValue, JsError> {
+    let rgb = image::load_from_memory(image_bytes).map_err(err)?.to_rgb8();
+    WORKER.with_borrow_mut(|w| {
+        let engine = w
+            .engine
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model is loaded"))?;
+        let start = now_ms();
+        let embedding = engine.encode(&rgb).map_err(err)?;
+        let encode_ms = now_ms() - start;
+        let out = Object::new();
+        set(&out, "encode_ms", encode_ms);
+        set(
+            &out,
+            "f16",
+            Uint8Array::from(embedding.to_f16_bytes().as_slice()),
+        );
+        set(
+            &out,
+            "shape",
+            serde_wasm_bindgen::to_value(&embedding.shape).map_err(err)?,
+        );
+        set(&out, "handle", hold(w, embedding));
+        Ok(out.into())
+    })
+}
+
+/// Brings back a cached embedding; returns its handle.
+#[wasm_bindgen]
+pub fn restore_embedding(f16: &[u8], image_width: u32, image_height: u32) -> Result<u32, JsError> {
+    WORKER.with_borrow_mut(|w| {
+        let engine = w
+            .engine
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model is loaded"))?;
+        let m = &engine.manifest;
+        let transform = ModelFromImage::new(image_width, image_height, m.input_size);
+        let embedding =
+            Embedding::from_f16_bytes(f16, m.embedding_shape, transform).map_err(err)?;
+        Ok(hold(w, embedding))
+    })
+}
+
+#[derive(Deserialize)]
+struct PromptsMessage {
+    /// `[x, y, positive]` in image pixels.
+    #[serde(default)]
+    points: Vec<(f64, f64, bool)>,
+    #[serde(default, rename = "box")]
+    box_image: Option<[f64; 4]>,
+    /// Refine the mask this handle's previous decode returned.
+    #[serde(default)]
+    refine: bool,
+}
+
+/// Decodes prompts on an embedding: the chosen mask as COCO compressed RLE in image pixels, with the
+/// candidates' predicted IoU and stability.
+#[wasm_bindgen]
+pub fn decode_prompts(handle: u32, prompts_json: &str) -> Result<JsValue, JsError> {
+    let msg: PromptsMessage = serde_json::from_str(prompts_json).map_err(err)?;
+    WORKER.with_borrow_mut(|w| {
+        let Worker { engine, held, .. } = w;
+        let engine = engine
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model is loaded"))?;
+        let held = held
+            .iter_mut()
+            .find(|h| h.handle == handle)
+            .ok_or_else(|| {
+                JsError::new(
+                    "that embedding is no longer in the worker; encode or restore it again",
+                )
+            })?;
+        let prompts = Prompts {
+            points_image: msg
+                .points
+                .iter()
+                .map(|&(x, y, positive)| ([x, y], positive))
+                .collect(),
+            box_image: msg.box_image,
+            mask_input_low_res: if msg.refine {
+                held.last_low_res.clone()
+            } else {
+                None
+            },
+        };
+        let start = now_ms();
+        let decoded = engine.decode(&held.embedding, &prompts).map_err(err)?;
+        let best = &decoded.candidates[decoded.best];
+        let mask = engine.mask(best, &held.embedding.transform);
+        let decode_ms = now_ms() - start;
+        held.last_low_res = Some(best.low_res_logits.clone());
+        let rle = Rle::from_mask(&mask);
+        let out = Object::new();
+        set(&out, "decode_ms", decode_ms);
+        set(&out, "best", decoded.best as u32);
+        set(&out, "iou", best.iou_prediction);
+        set(&out, "stability", best.stability);
+        set(
+            &out,
+            "ious",
+            Float32Array::from(
+                decoded
+                    .candidates
+                    .iter()
+                    .map(|c| c.iou_prediction)
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+            ),
+        );
+        set(&out, "area", rle.area() as f64);
+        set(
+            &out,
+            "bbox",
+            serde_wasm_bindgen::to_value(&rle.bbox()).map_err(err)?,
+        );
+        set(
+            &out,
+            "rle",
+            serde_wasm_bindgen::to_value(&rle.compress()).map_err(err)?,
+        );
+        Ok(out.into())
+    })
+}
+
+/// Frees an embedding the UI no longer needs.
+#[wasm_bindgen]
+pub fn drop_embedding(handle: u32) {
+    WORKER.with_borrow_mut(|w| w.held.retain(|h| h.handle != handle));
+}

@@ -1,0 +1,123 @@
+// Segment-suggestion models in the browser: the default model served with the app, the worker protocol
+// (load, encode, decode, cancel), the embedding cache, and a wrong model. Real worker, real wasm, real
+// IndexedDB, in headless Chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { suite, byId, text, count, until, waitNotice, selectTool, brushStroke, noPanics } from './harness.mjs';
+
+const env = suite();
+before(env.setup);
+after(env.teardown);
+
+const waitText = (page, id, re, what, timeout = 60_000) =>
+  until(() => text(page, id), (t) => re.test(t), what, timeout);
+
+test('the default model loads from the app itself, the image is encoded once, and revisits use the cache', async (t) => {
+  const requests = [];
+  const { page } = await env.open(t, {
+    beforeGoto: async (_context, p) => p.on('request', (r) => requests.push(r.url())),
+  });
+  await waitText(page, 'model-status', /^ready: sam-tiny-random/, 'the default model');
+  await waitText(page, 'embedding-status', /ready \(encoded in \d+ ms\)/, 'the first image encoded');
+  const origin = new URL(env.server.url).origin;
+  const elsewhere = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
+  assert.deepEqual(elsewhere, [], 'no request leaves the app origin');
+  assert.ok(requests.some((u) => u.endsWith('/models/default/encoder.onnx')), 'the encoder came from the app');
+
+  // The next image was pre-encoded in the background: opening it runs no encoder.
+  await page.keyboard.press('ArrowRight');
+  await until(() => text(page, 'position'), (p) => p.startsWith('2 /'), 'image 2');
+  await waitText(page, 'embedding-status', /ready \(cached embedding\)/, 'image 2 from the pre-encode');
+
+  // After a reload: model files from the IndexedDB cache (no download), embedding of image 1 cached.
+  requests.length = 0;
+  await page.keyboard.press('ArrowLeft');
+  await page.reload();
+  await waitText(page, 'model-status', /^ready: sam-tiny-random/, 'the model after reload');
+  await waitText(page, 'embedding-status', /ready \(cached embedding\)/, 'image 1 from the cache');
+  assert.ok(!requests.some((u) => u.endsWith('.onnx')), `no model download after reload: ${requests.filter((u) => u.endsWith('.onnx'))}`);
+  noPanics(page);
+});
+
+test('worker protocol: load a model, encode, decode prompts, and cancel stale decodes', async (t) => {
+  const { page } = await env.open(t, { waitForDemo: false });
+  const result = await page.evaluate(async () => {
+    const worker = new Worker('worker.js', { type: 'module' });
+    const replies = new Map();
+    const events = [];
+    let next = 1;
+    worker.onmessage = ({ data }) => {
+      if (data.event) return events.push(data);
+      if (replies.has(data.id)) replies.get(data.id).count++;
+      else replies.set(data.id, { ...data, count: 1 });
+      waiters.get(data.id)?.(data);
+    };
+    const waiters = new Map();
+    const send = (kind, fields = {}, transfer = []) => {
+      const id = next++;
+      const done = new Promise((resolve) => waiters.set(id, resolve));
+      worker.postMessage({ id, kind, ...fields }, transfer);
+      return done;
+    };
+    const bytes = async (url) => (await fetch(url)).arrayBuffer();
+    const manifest = await (await fetch('models/default/manifest.json')).text();
+    const m = JSON.parse(manifest);
+    const decoderFile = m.decoders.find((d) => d.variant === 'low_res').file;
+
+    // A wrong file: the decoder where the encoder belongs fails the manifest's integrity check.
+    const wrong = await send('load_model', { manifest, encoder: await bytes(`models/default/${decoderFile}`), decoder: await bytes(`models/default/${decoderFile}`) });
+    const loaded = await send('load_model', { manifest, encoder: await bytes(`models/default/${m.encoder.file}`), decoder: await bytes(`models/default/${decoderFile}`) });
+    const bundle = await (await fetch('demo/bundle.json')).json();
+    const image = await bytes(`demo/${bundle.assets[0].uri}`);
+    const encoded = await send('encode', { bytes: image }, [image]);
+    const handle = encoded.result.handle;
+    const one = await send('segment', { handle, prompts: { points: [[100, 100, true]] } });
+    const box = await send('segment', { handle, prompts: { box: [40, 40, 120, 120] } });
+    const refine = await send('segment', { handle, prompts: { points: [[100, 100, true], [30, 30, false]], refine: true } });
+    // Hover: five decodes posted at once; only the newest must run.
+    const burst = await Promise.all([1, 2, 3, 4, 5].map((k) => send('segment', { handle, prompts: { points: [[20 * k, 20 * k, true]] } })));
+    const missing = await send('segment', { handle: 9999, prompts: { points: [[1, 1, true]] } });
+    worker.terminate();
+    return {
+      wrong, loaded, encodedKeys: Object.keys(encoded.result), f16Bytes: encoded.result.f16.byteLength,
+      one: one.result, box: box.result, refine: refine.result, burst, missing, events,
+      duplicates: [...replies.values()].filter((r) => r.count !== 1).length,
+    };
+  });
+  assert.equal(result.wrong.ok, false);
+  assert.match(result.wrong.error, /does not match the manifest/);
+  assert.equal(result.loaded.ok, true, JSON.stringify(result.loaded));
+  assert.equal(result.loaded.result.id, 'sam-tiny-random');
+  assert.equal(result.f16Bytes, 32 * 64 * 64 * 2, 'embedding as f16 for the cache');
+  for (const r of [result.one, result.box, result.refine]) {
+    assert.deepEqual(r.rle.size, [256, 256], 'masks come back in image pixels');
+    assert.equal(r.ious.length, 4);
+    assert.ok(r.area >= 0 && r.bbox.length === 4);
+  }
+  const bestOfMultimask = 1 + [1, 2, 3].map((k) => result.one.ious[k]).indexOf(Math.max(...[1, 2, 3].map((k) => result.one.ious[k])));
+  assert.equal(result.one.best, bestOfMultimask, 'one click: the best multimask output');
+  assert.equal(result.box.best, 0, 'a box: the single-mask output');
+  const last = result.burst.at(-1);
+  assert.equal(last.ok, true, 'the newest decode runs');
+  const cancelled = result.burst.filter((r) => r.cancelled);
+  assert.ok(cancelled.length >= 1, `stale decodes are cancelled: ${JSON.stringify(result.burst.map((r) => r.ok || r.error))}`);
+  assert.ok(cancelled.every((r) => /superseded/.test(r.error)));
+  assert.equal(result.missing.ok, false);
+  assert.match(result.missing.error, /no longer in the worker/);
+  assert.ok(result.events.some((e) => e.stage === 'encoding' && e.done), 'encoding progress events');
+  assert.equal(result.duplicates, 0, 'every request gets exactly one reply');
+});
+
+test('a wrong model URL is reported clearly and the manual tools keep working', async (t) => {
+  const { page } = await env.open(t);
+  await waitText(page, 'model-status', /^ready/, 'the default model');
+  await byId(page, 'model-url').fill('models/none/');
+  await byId(page, 'load-model').click();
+  await waitNotice(page, 'error', /Model not loaded: .*HTTP 404.*manual tools keep working/);
+  assert.match(await text(page, 'model-status'), /not loaded/);
+  const before = await count(page, 'instance-count');
+  await selectTool(page, 'brush');
+  await brushStroke(page, [[200, 30], [220, 30]]);
+  await until(() => count(page, 'instance-count'), (n) => n === before + 1, 'a brush label');
+  noPanics(page);
+});
