@@ -157,7 +157,7 @@ async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
 
 /// A database as version 1 of the app left it: its stores, with a project in it.
 async fn make_v1_database(name: &str) {
-    use idb::{Factory, IndexParams, KeyPath, ObjectStoreParams, TransactionMode};
+    use idb::{DatabaseEvent, Factory, IndexParams, KeyPath, ObjectStoreParams, TransactionMode};
     let mut request = Factory::new().unwrap().open(name, Some(1)).unwrap();
     request.on_upgrade_needed(|event| {
         let db = event.database().unwrap();
