@@ -287,9 +287,29 @@ async fn embed(
     model_key: &str,
 ) -> Result<(u32, bool, f64), String> {
     let key = cache_key(model_key, record);
+    // The background pre-encode of this image may still be running: wait for it rather than encode twice.
+    while state.in_flight.with_value(|f| f.contains(&key)) {
+        gloo_timers::future::TimeoutFuture::new(30).await;
+    }
     if let Some(handle) = state.handles.with_value(|h| h.get(&key).copied()) {
         return Ok((handle, true, 0.0));
     }
+    state.in_flight.update_value(|f| {
+        f.insert(key.clone());
+    });
+    let result = embed_uncached(state, record, &key).await;
+    state.in_flight.update_value(|f| {
+        f.remove(&key);
+    });
+    result
+}
+
+async fn embed_uncached(
+    state: AppState,
+    record: &AssetRecord,
+    key: &str,
+) -> Result<(u32, bool, f64), String> {
+    let key = key.to_owned();
     let store = store().map_err(|e| e.to_string())?;
     let (handle, cached, ms) = match store.embedding(&key).await.map_err(|e| e.to_string())? {
         Some(f16) => (
