@@ -37,9 +37,11 @@ pub struct LoadedModelInfo {
 #[derive(Clone, Debug, PartialEq)]
 pub enum EmbeddingStatus {
     None,
-    Encoding,
+    /// The asset being encoded.
+    Encoding(String),
     /// `cached`: restored without running the encoder.
     Ready {
+        asset_id: String,
         handle: u32,
         cached: bool,
         encode_ms: f64,
@@ -137,6 +139,8 @@ async fn load_into_worker(
                 .model
                 .set(ModelStatus::Ready(LoadedModelInfo { key, id, source }));
             state.handles.update_value(HashMap::clear);
+            // Embeddings of the previous model no longer apply.
+            state.embedding.set(EmbeddingStatus::None);
             ensure_embeddings(state).await;
         }
         Err(e) => fail(state, e),
@@ -350,21 +354,34 @@ pub async fn ensure_embeddings(state: AppState) {
         return;
     };
     let asset_id = record.asset.id.clone();
-    state.embedding.set(EmbeddingStatus::Encoding);
-    let result = embed(state, &record, &model.key).await;
-    // The user may have moved on while this ran; only the current image's status is shown.
-    if state
-        .current_record_now()
-        .is_some_and(|r| r.asset.id == asset_id)
-    {
-        state.embedding.set(match result {
-            Ok((handle, cached, encode_ms)) => EmbeddingStatus::Ready {
-                handle,
-                cached,
-                encode_ms,
-            },
-            Err(e) => EmbeddingStatus::Failed(e),
-        });
+    // Opening a project or loading a model can ask again for the same image: the first request owns its
+    // status, so a later one (which only waits for it) does not relabel the encode as "cached".
+    let owned = state.embedding.with_untracked(|e| match e {
+        EmbeddingStatus::Encoding(id) | EmbeddingStatus::Ready { asset_id: id, .. } => {
+            id == &asset_id
+        }
+        _ => false,
+    });
+    if !owned {
+        state
+            .embedding
+            .set(EmbeddingStatus::Encoding(asset_id.clone()));
+        let result = embed(state, &record, &model.key).await;
+        // The user may have moved on while this ran; only the current image's status is shown.
+        if state
+            .current_record_now()
+            .is_some_and(|r| r.asset.id == asset_id)
+        {
+            state.embedding.set(match result {
+                Ok((handle, cached, encode_ms)) => EmbeddingStatus::Ready {
+                    asset_id,
+                    handle,
+                    cached,
+                    encode_ms,
+                },
+                Err(e) => EmbeddingStatus::Failed(e),
+            });
+        }
     }
     let next = state
         .assets

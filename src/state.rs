@@ -400,31 +400,23 @@ impl AppState {
     }
 
     pub async fn undo(self) {
-        let Some(key) = self.asset_key() else { return };
-        let Some(edit) = self
-            .histories
-            .with_value(|h| h.get(&key).and_then(History::peek_undo))
-        else {
-            return;
-        };
-        if self.store_edit(&edit).await {
-            self.histories
-                .update_value(|h| h.entry(key).or_default().undone());
-            self.history_rev.update(|r| *r += 1);
-        }
+        self.step_history(History::peek_undo, History::undone).await
     }
 
     pub async fn redo(self) {
+        self.step_history(History::peek_redo, History::redone).await
+    }
+
+    /// Stores the edit `peek` offers and, once it landed, moves the history with `moved`: a failed write
+    /// leaves the history as it was.
+    async fn step_history(self, peek: fn(&History) -> Option<Edit>, moved: fn(&mut History)) {
         let Some(key) = self.asset_key() else { return };
-        let Some(edit) = self
-            .histories
-            .with_value(|h| h.get(&key).and_then(History::peek_redo))
-        else {
+        let Some(edit) = self.histories.with_value(|h| h.get(&key).and_then(peek)) else {
             return;
         };
         if self.store_edit(&edit).await {
             self.histories
-                .update_value(|h| h.entry(key).or_default().redone());
+                .update_value(|h| moved(h.entry(key).or_default()));
             self.history_rev.update(|r| *r += 1);
         }
     }

@@ -42,6 +42,15 @@ fn with_picked_text(ev: ev::Event, then: impl FnOnce(String) + 'static) {
     });
 }
 
+/// Imports the images a file or folder picker holds; the input is reset so the same files can be picked
+/// again.
+fn import_picked(state: AppState, ev: ev::Event) {
+    let input: HtmlInputElement = event_target(&ev);
+    let files = files_of(&input);
+    input.set_value("");
+    spawn_local(import::import_files(state, files));
+}
+
 fn on_drop(state: AppState, ev: DragEvent) {
     ev.prevent_default();
     let Some(dt) = ev.data_transfer() else { return };
@@ -171,21 +180,11 @@ fn Header(state: AppState) -> impl IntoView {
             <span class="group">
                 <label class="button">"Add images"
                     <input type="file" multiple accept=".png,.jpg,.jpeg,.tif,.tiff,image/png,image/jpeg,image/tiff" data-testid="add-images"
-                        on:change=move |ev| {
-                            let input: HtmlInputElement = event_target(&ev);
-                            let files = files_of(&input);
-                            input.set_value("");
-                            spawn_local(import::import_files(state, files));
-                        }/>
+                        on:change=move |ev| import_picked(state, ev)/>
                 </label>
                 <label class="button">"Add folder"
                     <input type="file" node_ref=folder_input data-testid="add-folder"
-                        on:change=move |ev| {
-                            let input: HtmlInputElement = event_target(&ev);
-                            let files = files_of(&input);
-                            input.set_value("");
-                            spawn_local(import::import_files(state, files));
-                        }/>
+                        on:change=move |ev| import_picked(state, ev)/>
                 </label>
                 <label class="button" title="CSV or JSON list of image URLs with metadata columns">"Manifest file"
                     <input type="file" accept=".csv,.json,text/csv,application/json" data-testid="add-manifest"

@@ -284,7 +284,7 @@ pub fn ModelPanel(state: AppState) -> impl IntoView {
     };
     let embedding = move || match state.embedding.get() {
         EmbeddingStatus::None => String::new(),
-        EmbeddingStatus::Encoding => "image: encoding…".into(),
+        EmbeddingStatus::Encoding(_) => "image: encoding…".into(),
         EmbeddingStatus::Ready { cached: true, .. } => "image: ready (cached embedding)".into(),
         EmbeddingStatus::Ready { encode_ms, .. } => {
             format!("image: ready (encoded in {:.0} ms)", encode_ms)
