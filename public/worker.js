@@ -7,7 +7,10 @@
 //   load_model {manifest, encoder, decoder} -> {key, id, family, variant, load_ms}
 //   encode     {bytes}                      -> {handle, encode_ms, f16, shape}
 //   restore    {f16, width, height}         -> {handle}
-//   segment    {handle, prompts}            -> {rle, area, bbox, iou, stability, best, ious, decode_ms}
+//   segment    {handle, prompts: {points: [[x, y, positive]], box?, refine?, remember?}}
+//                                           -> {rle, area, bbox, iou, stability, best, ious, decode_ms}
+//              (image pixels; `refine` feeds the low-res mask of the last decode that had `remember`, the
+//              default; a hover preview sends remember: false so it never disturbs a refinement)
 //   drop       {handle}                     -> {}
 // `segment` is latest-wins: a newer segment request cancels one still waiting (hover preview sends many).
 import init, * as wasm from './pkg/lamina_worker.js';
@@ -65,6 +68,11 @@ self.onmessage = async ({ data }) => {
   if (data.kind !== 'segment') return run(data);
   // Messages that arrived while inference ran are all delivered before this timeout fires, so only the
   // newest segment request runs.
+  // A hover preview never displaces a waiting click or box: the hover is the one dropped.
+  const isHover = (d) => d.prompts && d.prompts.remember === false;
+  if (waitingSegment && isHover(data) && !isHover(waitingSegment)) {
+    return fail(data.id, 'superseded by a waiting prompt', true);
+  }
   if (waitingSegment) fail(waitingSegment.id, 'superseded by a newer request', true);
   waitingSegment = data;
   setTimeout(() => {

@@ -6,6 +6,7 @@ pub mod import;
 pub mod model;
 pub mod state;
 pub mod store;
+pub mod suggest;
 mod ui;
 pub mod worker_client;
 

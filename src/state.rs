@@ -14,6 +14,8 @@ use crate::store::{AssetRecord, Store, StoreError, DB_NAME};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ToolKind {
+    /// Segment suggestions from the model: hover, click, box.
+    Suggest,
     Select,
     Brush,
     Eraser,
@@ -23,7 +25,8 @@ pub enum ToolKind {
 }
 
 impl ToolKind {
-    pub const ALL: [ToolKind; 6] = [
+    pub const ALL: [ToolKind; 7] = [
+        ToolKind::Suggest,
         ToolKind::Select,
         ToolKind::Brush,
         ToolKind::Eraser,
@@ -34,6 +37,7 @@ impl ToolKind {
 
     pub fn key(self) -> &'static str {
         match self {
+            ToolKind::Suggest => "s",
             ToolKind::Select => "v",
             ToolKind::Brush => "b",
             ToolKind::Eraser => "e",
@@ -45,6 +49,7 @@ impl ToolKind {
 
     pub fn label(self) -> &'static str {
         match self {
+            ToolKind::Suggest => "Suggest",
             ToolKind::Select => "Select",
             ToolKind::Brush => "Brush",
             ToolKind::Eraser => "Eraser",
@@ -106,6 +111,7 @@ pub struct AppState {
     pub handles: StoredValue<HashMap<String, u32>>,
     /// Embedding keys being encoded or restored right now.
     pub in_flight: StoredValue<std::collections::HashSet<String>>,
+    pub suggest: crate::suggest::SuggestState,
 }
 
 thread_local! {
@@ -138,7 +144,7 @@ impl AppState {
             current: RwSignal::new(0),
             instances: RwSignal::new(Vec::new()),
             selected: RwSignal::new(None),
-            tool: RwSignal::new(ToolKind::Brush),
+            tool: RwSignal::new(ToolKind::Suggest),
             class_id: RwSignal::new(String::new()),
             brush_radius: RwSignal::new(4.0),
             view: RwSignal::new(ScreenFromImage {
@@ -157,6 +163,7 @@ impl AppState {
             embedding: RwSignal::new(crate::model::EmbeddingStatus::None),
             handles: StoredValue::new(HashMap::new()),
             in_flight: StoredValue::new(Default::default()),
+            suggest: crate::suggest::SuggestState::new(),
         }
     }
 

@@ -66,6 +66,8 @@ fn on_reply(event: MessageEvent) {
     };
     let reply = if get(&data, "ok").is_truthy() {
         Ok(get(&data, "result"))
+    } else if get(&data, "cancelled").is_truthy() {
+        Err(CANCELLED.to_owned())
     } else {
         Err(get(&data, "error")
             .as_string()
@@ -216,3 +218,29 @@ pub async fn restore(f16: &Uint8Array, width: u32, height: u32) -> Result<u32, S
     let r = request("restore", &fields, &[]).await?;
     Ok(get(&r, "handle").as_f64().unwrap_or(0.0) as u32)
 }
+
+/// A mask the worker decoded from prompts.
+pub struct Segmented {
+    /// In image pixels.
+    pub mask: lamina_core::rle::CompressedRle,
+    pub decode_ms: f64,
+    /// The model's predicted IoU of the mask.
+    pub iou: f64,
+}
+
+/// Decodes prompts on an embedding; `Err(CANCELLED)` when a newer request superseded this one.
+pub async fn segment(
+    handle: u32,
+    prompts_request: &lamina_core::suggest::SegmentRequest,
+) -> Result<Segmented, String> {
+    let prompts = serde_wasm_bindgen::to_value(prompts_request).map_err(|e| e.to_string())?;
+    let fields = [("handle", JsValue::from(handle)), ("prompts", prompts)];
+    let r = request("segment", &fields, &[]).await?;
+    Ok(Segmented {
+        mask: serde_wasm_bindgen::from_value(get(&r, "rle"))
+            .map_err(|e| format!("the worker sent a bad mask: {e}"))?,
+        decode_ms: get(&r, "decode_ms").as_f64().unwrap_or(0.0),
+        iou: get(&r, "iou").as_f64().unwrap_or(0.0),
+    })
+}
+

@@ -13,6 +13,8 @@ use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData, PointerEvent, WheelEvent};
 
 use crate::state::{new_id, now, AppState, ScreenFromImage, ToolKind};
+use crate::suggest;
+use crate::ui::suggest_layer::{draw_suggestions, EncodingOverlay};
 
 /// A pointer gesture in progress, in image pixels (screen pixels for panning).
 #[derive(Clone, Debug)]
@@ -27,7 +29,18 @@ enum Drag {
     Pan {
         last_screen: [f64; 2],
     },
+    /// The suggestion tool: a click, or a box once the pointer moved far enough.
+    Suggest {
+        start_image: [f64; 2],
+        end_image: [f64; 2],
+        start_screen: [f64; 2],
+        moved_screen: f64,
+        positive: bool,
+    },
 }
+
+/// Screen distance a press must travel before the suggestion tool treats it as a box, not a click.
+const BOX_DRAG_SCREEN_PX: f64 = 4.0;
 
 /// Screen distance under which a click closes the polygon on its first vertex.
 const CLOSE_POLYGON_SCREEN_PX: f64 = 8.0;
@@ -173,6 +186,11 @@ fn draw_draft(canvas: &HtmlCanvasElement, state: &AppState, drag: Option<&Drag>)
         Some(Drag::Box {
             start_image,
             end_image,
+        })
+        | Some(Drag::Suggest {
+            start_image,
+            end_image,
+            ..
         }) => {
             ctx.set_global_alpha(1.0);
             ctx.set_line_width(1.0);
@@ -216,6 +234,7 @@ pub fn Labeler(state: AppState) -> impl IntoView {
     let viewport = NodeRef::<html::Div>::new();
     let overlay = NodeRef::<html::Canvas>::new();
     let draft = NodeRef::<html::Canvas>::new();
+    let suggest_canvas = NodeRef::<html::Canvas>::new();
     let drag: StoredValue<Option<Drag>> = StoredValue::new(None);
 
     let size = move || {
@@ -237,6 +256,7 @@ pub fn Labeler(state: AppState) -> impl IntoView {
         let id = state.current_record().map(|r| r.asset.id);
         if prev.as_ref() != Some(&id) {
             fit_view();
+            suggest::cancel(state);
         }
         id
     });
@@ -281,6 +301,21 @@ pub fn Labeler(state: AppState) -> impl IntoView {
             canvas.set_height(h);
         }
         drag.with_value(|d| draw_draft(&canvas, &state, d.as_ref()));
+    });
+
+    // Leaving the suggestion tool drops its session.
+    Effect::new(move |_| {
+        if state.tool.get() != ToolKind::Suggest {
+            suggest::cancel(state);
+        }
+    });
+
+    // The suggestion layer: preview or working mask, its prompts, and the latency of what was drawn.
+    Effect::new(move |_| {
+        let (Some(canvas), Some((w, h))) = (suggest_canvas.get(), size()) else {
+            return;
+        };
+        draw_suggestions(&canvas, &state, w, h);
     });
 
     let screen_of = move |ev: &PointerEvent| -> [f64; 2] {
@@ -346,6 +381,13 @@ pub fn Labeler(state: AppState) -> impl IntoView {
                     }
                     None
                 }
+                ToolKind::Suggest => Some(Drag::Suggest {
+                    start_image: p,
+                    end_image: p,
+                    start_screen: screen_of(&ev),
+                    moved_screen: 0.0,
+                    positive: ev.button() != 2 && !ev.alt_key(),
+                }),
                 ToolKind::Pan => None,
             }
         };
@@ -364,8 +406,22 @@ pub fn Labeler(state: AppState) -> impl IntoView {
                 pan_by = Some([s[0] - last_screen[0], s[1] - last_screen[1]]);
                 *last_screen = s;
             }
+            Some(Drag::Suggest {
+                start_screen,
+                end_image,
+                moved_screen,
+                ..
+            }) => {
+                *moved_screen = moved_screen.max((s[0] - start_screen[0]).hypot(s[1] - start_screen[1]));
+                if *moved_screen >= BOX_DRAG_SCREEN_PX {
+                    *end_image = p;
+                }
+            }
             None => {}
         });
+        if drag.with_value(Option::is_none) && state.tool.get_untracked() == ToolKind::Suggest {
+            suggest::hover(state, p, ev.time_stamp());
+        }
         if let Some([dx, dy]) = pan_by {
             state.view.update(|v| {
                 v.tx += dx;
@@ -376,7 +432,7 @@ pub fn Labeler(state: AppState) -> impl IntoView {
         }
     };
 
-    let on_up = move |_ev: PointerEvent| {
+    let on_up = move |ev: PointerEvent| {
         let finished = drag.try_update_value(Option::take).flatten();
         match finished {
             Some(Drag::Stroke { points_image }) => finish_stroke(
@@ -404,6 +460,19 @@ pub fn Labeler(state: AppState) -> impl IntoView {
                         y1: end_image[1],
                     };
                     add_new(state, m, Tool::Box, vec![prompt]);
+                }
+            }
+            Some(Drag::Suggest {
+                start_image,
+                end_image,
+                moved_screen,
+                positive,
+                ..
+            }) => {
+                if moved_screen < BOX_DRAG_SCREEN_PX {
+                    suggest::click(state, start_image, positive, ev.time_stamp());
+                } else {
+                    suggest::drag_box(state, start_image, end_image, ev.time_stamp());
                 }
             }
             Some(Drag::Pan { .. }) | None => {}
@@ -457,6 +526,7 @@ pub fn Labeler(state: AppState) -> impl IntoView {
             on:pointermove=on_move
             on:pointerup=on_up
             on:pointercancel=on_up
+            on:pointerleave=move |_| suggest::leave(state)
             on:wheel=on_wheel
             on:contextmenu=|ev| ev.prevent_default()
             on:dblclick=move |_| {
@@ -477,8 +547,10 @@ pub fn Labeler(state: AppState) -> impl IntoView {
                 <div class="stage" style=stage_style>
                     <img src=move || state.image_url.get().unwrap_or_default() draggable="false" alt="" data-testid="image"/>
                     <canvas node_ref=overlay data-testid="overlay"></canvas>
+                    <canvas node_ref=suggest_canvas class="suggest" data-testid="suggest-layer"></canvas>
                     <canvas node_ref=draft class="draft"></canvas>
                 </div>
+                <EncodingOverlay state=state/>
             </Show>
         </div>
     }

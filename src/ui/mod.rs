@@ -3,6 +3,7 @@
 
 mod labeler;
 mod panels;
+mod suggest_layer;
 
 use lamina_core::model::LabelStatus;
 use leptos::ev;
@@ -13,6 +14,7 @@ use web_sys::{DragEvent, File, FileSystemEntry, HtmlInputElement, KeyboardEvent}
 
 use crate::export::{export, ExportKind};
 use crate::import;
+use crate::suggest;
 use crate::state::{AppState, Notice, ToolKind};
 use labeler::{finish_polygon, Labeler};
 use panels::{
@@ -83,11 +85,18 @@ fn on_key(state: AppState, ev: KeyboardEvent) {
     let mut handled = true;
     match key.as_str() {
         "z" | "Z" if ctrl && ev.shift_key() => spawn_local(state.redo()),
-        "z" | "Z" if ctrl => spawn_local(state.undo()),
+        // While a suggestion is being built, undo takes back its last prompt.
+        "z" | "Z" if ctrl => {
+            if !suggest::undo_prompt(state, ev.time_stamp()) {
+                spawn_local(state.undo())
+            }
+        }
         "y" if ctrl => spawn_local(state.redo()),
         "Enter" if ctrl => spawn_local(state.set_status(LabelStatus::Submitted)),
+        "Enter" if state.suggest.is_editing() => suggest::accept(state),
         "Enter" => finish_polygon(state),
         "Escape" => {
+            suggest::cancel(state);
             state.polygon_image.set(Vec::new());
             state.selected.set(None);
         }
@@ -238,7 +247,7 @@ fn StatusBar(state: AppState) -> impl IntoView {
             <button on:click=move |_| spawn_local(state.go(-1)) title="Previous image (←)">"◀"</button>
             <span data-testid="position">{position}</span>
             <button on:click=move |_| spawn_local(state.go(1)) title="Next image (→)">"▶"</button>
-            <button disabled=move || !state.can_undo() on:click=move |_| spawn_local(state.undo()) data-testid="undo" title="Ctrl+Z">"Undo"</button>
+            <button disabled=move || !state.can_undo() && !state.suggest.session.with(|s| !s.is_empty()) on:click=move |ev| if !suggest::undo_prompt(state, ev.time_stamp()) { spawn_local(state.undo()) } data-testid="undo" title="Ctrl+Z">"Undo"</button>
             <button disabled=move || !state.can_redo() on:click=move |_| spawn_local(state.redo()) data-testid="redo" title="Ctrl+Shift+Z">"Redo"</button>
             <span class="status" data-testid="status">{status}</span>
             <button on:click=move |_| spawn_local(state.set_status(LabelStatus::Submitted)) data-testid="submit" title="Ctrl+Enter">"Submit image"</button>
@@ -267,7 +276,7 @@ pub fn App() -> impl IntoView {
                     <ModelPanel state/>
                     <section class="help">
                         <h2>"Keys"</h2>
-                        <p>"1-9 class · Del delete · Ctrl+Z / Ctrl+Shift+Z undo/redo · ← → image · [ ] brush · Enter close polygon · Esc cancel · wheel zoom · middle-drag pan · Ctrl+Enter submit"</p>
+                        <p>"S suggest: hover, click, Alt-click, drag a box, Enter accept · 1-9 class · Del delete · Ctrl+Z / Ctrl+Shift+Z undo/redo · ← → image · [ ] brush · Enter close polygon · Esc cancel · wheel zoom · middle-drag pan · Ctrl+Enter submit"</p>
                     </section>
                 </aside>
             </main>

@@ -90,6 +90,7 @@ pub fn ToolBar(state: AppState) -> impl IntoView {
                 />
                 {move || format!(" {} px", state.brush_radius.get())}
             </label>
+            <crate::ui::suggest_layer::SuggestPanel state=state/>
         </section>
     }
 }

@@ -12,6 +12,7 @@ import argparse
 import hashlib
 import io
 import json
+import math
 import pathlib
 import shutil
 import struct
@@ -139,7 +140,40 @@ def main():
     }
     (out / "bundle500.json").write_text(json.dumps(bundle))
 
+    # Two nuclei of tile_c for the suggestion tests: whole (not cut by the border), mid-sized, far apart.
+    # The test clicks the first and boxes the second; check_suggestions.py scores the labels against them.
+    tile_c = pick[2]
+    whole = [i for i in tile_c["instances"] if not i["touches_tile_border"] and 150 <= i["area"] <= 900]
+    whole.sort(key=lambda i: -i["area"])
+    first = whole[0]
+    second = next(i for i in whole[1:] if math.dist(i["centroid_xy"], first["centroid_xy"]) > 60)
+    labels = np.array(Image.open(data / tile_c["mask"])).astype(np.int32)
+
+    def inside_point(label):
+        # A pixel deep inside the nucleus: the last survivor of repeated 4-neighbour erosions (the centroid
+        # of a curved nucleus can lie outside it). Returned as the pixel's centre in image pixels.
+        m = labels == label
+        while True:
+            e = m.copy()
+            e[1:, :] &= m[:-1, :]
+            e[:-1, :] &= m[1:, :]
+            e[:, 1:] &= m[:, :-1]
+            e[:, :-1] &= m[:, 1:]
+            if not e.any():
+                y, x = np.argwhere(m)[0]
+                return [float(x) + 0.5, float(y) + 0.5]
+            m = e
+
+    suggest_nuclei = {
+        "mask": str(data / tile_c["mask"]),
+        "nuclei": [
+            {**{k: i[k] for k in ("id", "area", "bbox_xyxy")}, "inside_xy": inside_point(i["id"])}
+            for i in (first, second)
+        ],
+    }
+
     summary = {
+        "suggest_nuclei": suggest_nuclei,
         "images": [str(out / n) for n in ("tile_a.jpg", "tile_b.tif", "tile_c.png")],
         "sha256": {n: sha256(out / n) for n in ("tile_a.jpg", "tile_b.tif", "tile_c.png")},
         "manifest_ok": [u for u, _ in manifest_rows[:2]],

@@ -7,6 +7,8 @@
 //! Overlap rule: **one label per pixel, newest paint wins.** Painting or adding an instance carves its
 //! pixels out of every other instance on the image; an instance carved to nothing is removed. This matches
 //! the nuclei data we label (overlaps resolved to one nucleus) and keeps COCO exports non-overlapping.
+//! The one exception is an accepted segment suggestion ([`add_suggestion`]): it takes only unlabeled
+//! pixels, because a model's spill-over must not eat a neighbour the user already accepted or fixed.
 
 use crate::mask::Mask;
 use crate::model::{Instance, Provenance};
@@ -181,6 +183,34 @@ pub fn add_instance(instances: &[Instance], new_instance: Instance) -> Result<Ed
     Ok(edit)
 }
 
+/// Adds an accepted segment suggestion, which yields to what is already labeled: it takes only unlabeled
+/// pixels. A model's mask often spills over a neighbour the user has accepted or fixed by hand, and a
+/// suggestion must not eat that work; the brush (a deliberate act) still paints over others. `None` when
+/// nothing is left, i.e. the suggestion lies entirely on existing labels.
+pub fn add_suggestion(
+    instances: &[Instance],
+    mut new_instance: Instance,
+) -> Result<Option<Edit>, RleError> {
+    let mut m = decode_mask(&new_instance)?;
+    for other in instances {
+        if boxes_overlap(other.bbox, new_instance.bbox) {
+            // A mask of another size cannot overlap this image's pixels.
+            let _ = m.subtract(&decode_mask(other)?);
+        }
+    }
+    if m.is_empty() {
+        return Ok(None);
+    }
+    let rle = Rle::from_mask(&m);
+    new_instance.bbox = rle.bbox();
+    new_instance.area = rle.area();
+    new_instance.mask = rle.compress();
+    Ok(Some(Edit {
+        removed: Vec::new(),
+        added: vec![new_instance],
+    }))
+}
+
 /// Paints `stroke_image` into the instance `target_id` (brush on a selected instance).
 pub fn paint_into(
     instances: &[Instance],
@@ -298,6 +328,20 @@ mod tests {
         history.redone();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].id, "big");
+    }
+
+    #[test]
+    fn an_accepted_suggestion_takes_only_unlabeled_pixels() {
+        let accepted = inst("accepted", &rect(0.0, 0.0, 10.0, 10.0));
+        let spill = inst("spill", &rect(5.0, 0.0, 15.0, 10.0));
+        let mut list = vec![accepted.clone()];
+        let edit = add_suggestion(&list, spill).unwrap().unwrap();
+        assert!(edit.removed.is_empty(), "the neighbour is not touched");
+        edit.apply(&mut list);
+        assert_eq!(list[0], accepted);
+        assert_eq!((list[1].area, list[1].bbox), (50, [10, 0, 5, 10]));
+        let inside = inst("inside", &rect(2.0, 2.0, 4.0, 4.0));
+        assert_eq!(add_suggestion(&list, inside).unwrap(), None);
     }
 
     #[test]

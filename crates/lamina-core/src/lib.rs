@@ -15,3 +15,4 @@ pub mod model_manifest;
 pub mod overlay;
 pub mod polygon;
 pub mod rle;
+pub mod suggest;

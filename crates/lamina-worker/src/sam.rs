@@ -150,6 +150,13 @@ struct PromptsMessage {
     /// Refine the mask this handle's previous decode returned.
     #[serde(default)]
     refine: bool,
+    /// Keep this decode's low-res mask for the next `refine` (a hover preview sends false).
+    #[serde(default = "yes")]
+    remember: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Decodes prompts on an embedding: the chosen mask as COCO compressed RLE in image pixels, with the
@@ -188,7 +195,9 @@ pub fn decode_prompts(handle: u32, prompts_json: &str) -> Result<JsValue, JsErro
         let best = &decoded.candidates[decoded.best];
         let mask = engine.mask(best, &held.embedding.transform);
         let decode_ms = now_ms() - start;
-        held.last_low_res = Some(best.low_res_logits.clone());
+        if msg.remember {
+            held.last_low_res = Some(best.low_res_logits.clone());
+        }
         let rle = Rle::from_mask(&mask);
         let out = Object::new();
         set(&out, "decode_ms", decode_ms);

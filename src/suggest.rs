@@ -1,0 +1,319 @@
+//! Segment suggestions in the labeling view: hover preview, clicks and a box turned into a working mask by
+//! the worker, then accepted as an instance. The prompt bookkeeping is `lamina_core::suggest`; this is the
+//! glue that sends requests, drops stale answers and measures what the user waits for.
+//!
+//! Staleness: every change to the session bumps `rev`; an answer computed for an older `rev` (or another
+//! image) is dropped. Hover keeps at most one request in flight and remembers only the newest pointer
+//! position meanwhile, so a fast mouse costs one decode per answer, never a queue.
+
+use lamina_core::edit::{add_suggestion, instance_from_mask};
+use lamina_core::mask::Mask;
+use lamina_core::model::Provenance;
+use lamina_core::rle::Rle;
+use lamina_core::suggest::{SegmentRequest, SuggestSession};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::model::{EmbeddingStatus, ModelStatus};
+use crate::state::{new_id, now, AppState};
+use crate::worker_client::{self, CANCELLED};
+
+/// The mask shown for the current prompts (or under the cursor).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Suggestion {
+    pub mask_image: Mask,
+    /// The model's predicted IoU.
+    pub iou: f64,
+}
+
+/// Latency as the user sees it: pointer event to mask drawn. `seq` counts answers shown.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SuggestTiming {
+    pub seq: u64,
+    pub last_ms: f64,
+    pub decode_ms: f64,
+}
+
+#[derive(Clone, Copy)]
+pub struct SuggestState {
+    pub session: RwSignal<SuggestSession>,
+    /// The working mask of the session.
+    pub working: RwSignal<Option<Suggestion>>,
+    /// The hover preview (only while the session is empty).
+    pub preview: RwSignal<Option<Suggestion>>,
+    /// A click accepts its mask at once.
+    pub quick_commit: RwSignal<bool>,
+    pub timing: RwSignal<SuggestTiming>,
+    /// Set by the labeler once the mask is on the canvas, with the pointer event's time stamp.
+    pub drawn_for: StoredValue<Option<f64>>,
+    rev: StoredValue<u64>,
+    hover_busy: StoredValue<bool>,
+    hover_next: StoredValue<Option<([f64; 2], f64)>>,
+    hover_last_pixel: StoredValue<Option<(i64, i64)>>,
+}
+
+impl SuggestState {
+    pub fn new() -> Self {
+        SuggestState {
+            session: RwSignal::new(SuggestSession::default()),
+            working: RwSignal::new(None),
+            preview: RwSignal::new(None),
+            quick_commit: RwSignal::new(false),
+            timing: RwSignal::new(SuggestTiming::default()),
+            drawn_for: StoredValue::new(None),
+            rev: StoredValue::new(0),
+            hover_busy: StoredValue::new(false),
+            hover_next: StoredValue::new(None),
+            hover_last_pixel: StoredValue::new(None),
+        }
+    }
+
+    fn bump(&self) -> u64 {
+        self.rev.update_value(|r| *r += 1);
+        self.rev.get_value()
+    }
+
+    pub fn is_editing(&self) -> bool {
+        !self.session.with_untracked(SuggestSession::is_empty)
+    }
+}
+
+impl Default for SuggestState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The embedding handle of the current image, or why suggestions are not available yet.
+fn ready_handle(state: &AppState) -> Result<u32, String> {
+    let asset = state.current_record_now().map(|r| r.asset.id);
+    match state.model.get_untracked() {
+        ModelStatus::Ready(_) => {}
+        ModelStatus::Failed(e) => {
+            return Err(format!(
+                "no segment model ({e}); the manual tools keep working"
+            ))
+        }
+        ModelStatus::None | ModelStatus::Loading(_) => {
+            return Err("the segment model is still loading".into())
+        }
+    }
+    match state.embedding.get_untracked() {
+        EmbeddingStatus::Ready {
+            asset_id, handle, ..
+        } if Some(&asset_id) == asset.as_ref() => Ok(handle),
+        EmbeddingStatus::Failed(e) => Err(format!("this image could not be encoded: {e}")),
+        _ => Err("the image is still being encoded for suggestions".into()),
+    }
+}
+
+/// Forgets the session and the preview (Esc, another image, another tool).
+pub fn cancel(state: AppState) {
+    let s = state.suggest;
+    s.bump();
+    s.session.set(SuggestSession::default());
+    s.working.set(None);
+    s.preview.set(None);
+    s.hover_last_pixel.set_value(None);
+}
+
+/// Decodes `request` and hands the mask to `show` if nothing changed meanwhile.
+async fn decode(
+    state: AppState,
+    handle: u32,
+    request: SegmentRequest,
+    rev: u64,
+    event_ms: f64,
+    show: impl FnOnce(Suggestion),
+) {
+    let asset = state.current_record_now().map(|r| r.asset.id);
+    let result = worker_client::segment(handle, &request).await;
+    let stale = state.suggest.rev.get_value() != rev
+        || state.current_record_now().map(|r| r.asset.id) != asset;
+    match result {
+        Err(e) if e == CANCELLED => {}
+        Err(e) => {
+            if !stale {
+                state.error(format!("suggestion failed: {e}"));
+            }
+        }
+        Ok(_) if stale => {}
+        Ok(seg) => match Rle::decompress(&seg.mask) {
+            Ok(rle) => {
+                state.suggest.drawn_for.set_value(Some(event_ms));
+                state.suggest.timing.update(|t| t.decode_ms = seg.decode_ms);
+                show(Suggestion {
+                    mask_image: rle.to_mask(),
+                    iou: seg.iou,
+                });
+            }
+            Err(e) => state.error(format!("the worker sent a damaged mask: {e}")),
+        },
+    }
+}
+
+/// Hover preview at `p_image`; `event_ms` is the pointer event's time stamp.
+pub fn hover(state: AppState, p_image: [f64; 2], event_ms: f64) {
+    let s = state.suggest;
+    if s.is_editing() {
+        return;
+    }
+    let pixel = (p_image[0].floor() as i64, p_image[1].floor() as i64);
+    if s.hover_last_pixel.get_value() == Some(pixel) {
+        return;
+    }
+    let inside = state.current_record_now().is_some_and(|r| {
+        pixel.0 >= 0
+            && pixel.1 >= 0
+            && pixel.0 < i64::from(r.asset.width)
+            && pixel.1 < i64::from(r.asset.height)
+    });
+    if !inside {
+        s.preview.set(None);
+        return;
+    }
+    let Ok(handle) = ready_handle(&state) else {
+        return;
+    };
+    s.hover_last_pixel.set_value(Some(pixel));
+    if s.hover_busy.get_value() {
+        s.hover_next.set_value(Some((p_image, event_ms)));
+        return;
+    }
+    s.hover_busy.set_value(true);
+    let rev = s.rev.get_value();
+    spawn_local(async move {
+        let request = SuggestSession::hover_request(p_image[0], p_image[1]);
+        decode(state, handle, request, rev, event_ms, |m| {
+            if !s.is_editing() {
+                s.preview.set(Some(m));
+            }
+        })
+        .await;
+        s.hover_busy.set_value(false);
+        if let Some((p, t)) = s.hover_next.try_update_value(Option::take).flatten() {
+            s.hover_last_pixel.set_value(None);
+            hover(state, p, t);
+        }
+    });
+}
+
+/// Clears the hover preview (the pointer left the image).
+pub fn leave(state: AppState) {
+    state.suggest.preview.set(None);
+    state.suggest.hover_last_pixel.set_value(None);
+    state.suggest.hover_next.set_value(None);
+}
+
+fn run_session(state: AppState, event_ms: f64, accept_after: bool) {
+    let s = state.suggest;
+    let handle = match ready_handle(&state) {
+        Ok(h) => h,
+        Err(e) => {
+            cancel(state);
+            return state.info(e);
+        }
+    };
+    let rev = s.bump();
+    s.preview.set(None);
+    let request = s.session.with_untracked(SuggestSession::request);
+    spawn_local(async move {
+        let mut got = false;
+        decode(state, handle, request, rev, event_ms, |m| {
+            s.working.set(Some(m));
+            got = true;
+        })
+        .await;
+        if got && accept_after {
+            accept(state);
+        }
+    });
+}
+
+/// A click: positive, or negative with Alt or the right button.
+pub fn click(state: AppState, p_image: [f64; 2], positive: bool, event_ms: f64) {
+    if let Err(e) = ready_handle(&state) {
+        return state.info(e);
+    }
+    let first = !state.suggest.is_editing();
+    state
+        .suggest
+        .session
+        .update(|s| s.add_point(p_image[0], p_image[1], positive));
+    let quick = first && positive && state.suggest.quick_commit.get_untracked();
+    run_session(state, event_ms, quick);
+}
+
+/// A box dragged from `a_image` to `b_image`.
+pub fn drag_box(state: AppState, a_image: [f64; 2], b_image: [f64; 2], event_ms: f64) {
+    if let Err(e) = ready_handle(&state) {
+        return state.info(e);
+    }
+    state.suggest.session.update(|s| s.set_box(a_image, b_image));
+    run_session(state, event_ms, false);
+}
+
+/// Ctrl+Z while editing: removes the last prompt. False when there is no session to undo in.
+pub fn undo_prompt(state: AppState, event_ms: f64) -> bool {
+    let s = state.suggest;
+    if !s.is_editing() {
+        return false;
+    }
+    s.session.update(|session| {
+        session.undo();
+    });
+    if s.is_editing() {
+        run_session(state, event_ms, false);
+    } else {
+        cancel(state);
+    }
+    true
+}
+
+/// Enter: the working mask becomes an instance of the current class, with its prompts and model.
+pub fn accept(state: AppState) {
+    let s = state.suggest;
+    let (Some(working), Some(record)) = (s.working.get_untracked(), state.current_record_now())
+    else {
+        return;
+    };
+    let class_id = state.class_id.get_untracked();
+    if state.ontology_now().class(&class_id).is_none() {
+        return state.error("pick a class first (keys 1-9 or the list on the right)");
+    }
+    if working.mask_image.is_empty() {
+        return state.info("the suggestion is empty: click inside the object, or drag a box around it");
+    }
+    let session = s.session.get_untracked();
+    let model_id = match state.model.get_untracked() {
+        ModelStatus::Ready(m) => Some(m.id),
+        _ => None,
+    };
+    let author = state.author.get_untracked();
+    let t = now();
+    let provenance = Provenance {
+        tool: session.tool(),
+        prompts: session.prompts(),
+        model_id,
+        author: (!author.is_empty()).then_some(author),
+        created: t.clone(),
+        updated: t,
+    };
+    let inst = instance_from_mask(
+        new_id(),
+        record.asset.id,
+        class_id,
+        &working.mask_image,
+        provenance,
+    );
+    let id = inst.id.clone();
+    cancel(state);
+    match add_suggestion(&state.instances.get_untracked(), inst) {
+        Ok(Some(edit)) => spawn_local(async move {
+            state.commit(edit).await;
+            state.selected.set(Some(id));
+        }),
+        Ok(None) => state.info("that suggestion lies entirely on existing labels; nothing added"),
+        Err(e) => state.error(format!("a stored mask is damaged: {e}")),
+    }
+}
