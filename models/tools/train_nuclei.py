@@ -1,0 +1,516 @@
+#!/usr/bin/env python3
+"""Train Lamina's default promptable nuclei model (models/nuclei-v1) and export it in the SAM ONNX contract.
+
+    nice -n 10 python3 models/tools/train_nuclei.py train --out /tmp/nuclei-run --steps 1200 --seed 0
+    python3 models/tools/train_nuclei.py export --ckpt /tmp/nuclei-run/best.pt --out models/nuclei-v1
+
+`train` trains on shared/data/nuinsseg-train (manifest items only), selects the checkpoint on a fixed
+subset of shared/data/nuinsseg-dev with the simulated-click evaluator (nuclei/evaluate.py), and writes
+best.pt/last.pt/log.jsonl to --out. `export` writes encoder.onnx, decoder_low_res.onnx, manifest.json and
+golden/ (onnxruntime outputs for the Rust parity test) and evaluates the exported ONNX on all of dev.
+"""
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nuclei import model as nm  # noqa: E402
+from nuclei.clicks import edt_padded, next_click, random_interior  # noqa: E402
+from nuclei.data import PIXEL_MEAN, PIXEL_STD, augment, load_set, normalise  # noqa: E402
+from nuclei.evaluate import OrtPredictor, TorchPredictor, breakdown, evaluate  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+DATA = os.environ.get("LAMINA_DATA", "/work/shared/data")
+
+
+def seed_all(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Prompt simulation for training
+# ------------------------------------------------------------------------------------------------
+
+def sample_instances(mk, k, rng, min_area=8):
+    ids, counts = np.unique(mk, return_counts=True)
+    ok = ids[(ids > 0) & (counts >= min_area)]
+    if len(ok) == 0:
+        return []
+    return list(rng.choice(ok, size=k, replace=len(ok) < k))
+
+
+def box_of(g, rng, loose):
+    ys, xs = np.nonzero(g)
+    b = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+    if loose:
+        grow = rng.uniform(-1.0, 4.0, 4).astype(np.float32)
+        b += np.array([-grow[0], -grow[1], grow[2], grow[3]], np.float32)
+    return b
+
+
+def choose(iou, low, first):
+    """The engine's choice: one click alone -> best of 1..3 by predicted IoU, else 0."""
+    b = low.shape[0]
+    sel = (1 + torch.argmax(iou[:, 1:], 1)) if first else torch.zeros(b, dtype=torch.long)
+    return low[torch.arange(b), sel][:, None]
+
+
+def up(low):
+    return F.interpolate(low, size=(nm.S, nm.S), mode="bilinear", align_corners=False)
+
+
+def seg_loss(logits, gt):
+    """BCE + Dice per instance; logits/gt [B,H,W] -> [B]."""
+    bce = F.binary_cross_entropy_with_logits(logits, gt, reduction="none").mean((1, 2))
+    p = torch.sigmoid(logits)
+    dice = 1 - (2 * (p * gt).sum((1, 2)) + 1) / (p.sum((1, 2)) + gt.sum((1, 2)) + 1)
+    return bce + dice
+
+
+def train_step(model, opt, batch_imgs, batch_masks, rng, args):
+    model.train()
+    x = torch.stack(batch_imgs)
+    gts_np, tile_of = [], []
+    for t, mk in enumerate(batch_masks):
+        mk = mk.numpy()
+        for i in sample_instances(mk, args.inst_per_tile, rng):
+            gts_np.append(mk == i)
+            tile_of.append(t)
+    b = len(gts_np)
+    gt = torch.from_numpy(np.stack(gts_np)).float()
+    # prompt mode for the whole batch
+    u = rng.random()
+    if u < 0.25:
+        mode, n_corr = "box", 0
+    elif u < 0.30:
+        mode, n_corr = "box", int(rng.integers(1, 3))
+    else:
+        mode = "click"
+        n_corr = int(rng.choice([0, 1, 2, 3, 4, 6], p=[0.3, 0.2, 0.15, 0.15, 0.1, 0.1]))
+    clicks = [[] for _ in range(b)]
+    if mode == "click":
+        for j in range(b):
+            d = edt_padded(gts_np[j])
+            if rng.random() < 0.5:
+                r, c = np.unravel_index(int(np.argmax(d)), d.shape)
+            else:
+                r, c = random_interior(d, rng, 0.3)
+            clicks[j].append((c + rng.uniform(0, 1), r + rng.uniform(0, 1), 1.0))
+    boxes = [box_of(g, rng, rng.random() < 0.6) for g in gts_np] if mode == "box" else None
+
+    def tensors():
+        n = len(clicks[0])
+        extra = 2 if boxes is not None else 1
+        coords = np.zeros((b, n + extra, 2), np.float32)
+        labels = np.full((b, n + extra), -1.0, np.float32)
+        for j in range(b):
+            for q, (cx, cy, lab) in enumerate(clicks[j]):
+                coords[j, q] = [cx, cy]
+                labels[j, q] = lab
+            if boxes is not None:
+                coords[j, n:] = boxes[j].reshape(2, 2)
+                labels[j, n:] = [2, 3]
+        return torch.from_numpy(coords), torch.from_numpy(labels)
+
+    emb = model.encoder(x)
+    emb_b = emb[torch.tensor(tile_of)]
+    mask_in = torch.zeros(b, 1, nm.L, nm.L)
+    has = torch.zeros(b)
+    with torch.no_grad():
+        for it in range(n_corr):
+            coords, labels = tensors()
+            iou, low = model.decoder(emb_b.detach(), coords, labels, mask_in, has)
+            first = mode == "click" and it == 0
+            mask_in = choose(iou, low, first)
+            has = torch.ones(b)
+            pred = (up(mask_in)[:, 0] > 0).numpy()
+            for j in range(b):
+                nc = next_click(gts_np[j], pred[j])
+                if nc is None:
+                    clicks[j].append((0.0, 0.0, -1.0))
+                else:
+                    clicks[j].append((nc[1] + rng.uniform(0, 1), nc[0] + rng.uniform(0, 1), 1.0 if nc[2] else 0.0))
+    coords, labels = tensors()
+    iou, low = model.decoder(emb_b, coords, labels, mask_in, has)
+    single = mode == "click" and n_corr == 0
+    ks = range(nm.M) if single else [0]
+    # loss at the low-res grid (128) against the GT's pixel coverage per low-res cell: 4x cheaper than at 256
+    gt_low = F.avg_pool2d(gt[:, None], nm.S // nm.L)[:, 0]
+    losses = {k: seg_loss(low[:, k], gt_low) for k in ks}
+    loss = losses[0].mean()
+    if single:
+        multi = torch.stack([losses[k] for k in range(1, nm.M)], 1)
+        loss = loss + multi.min(1).values.mean()
+    with torch.no_grad():
+        true_iou = {}
+        g = gt_low > 0.5
+        for k in ks:
+            p = low[:, k] > 0
+            inter = (p & g).sum((1, 2)).float()
+            union = (p | g).sum((1, 2)).float()
+            true_iou[k] = inter / union.clamp(min=1)
+    iou_loss = torch.stack([F.mse_loss(iou[:, k], true_iou[k]) for k in ks]).mean()
+    total = loss + iou_loss
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return {"loss": float(loss.detach()), "iou_loss": float(iou_loss.detach()), "mode": mode, "n_corr": n_corr,
+            "iou0": float(true_iou[0].mean())}
+
+
+def score(s):
+    # selection: mean of mIoU@1, box IoU (loose) and a NoC@85 term mapped to 0..1
+    return s["mIoU@1"] + s["box_loose"] + (1 - (s["NoC@85"] - 1) / 19)
+
+
+def cmd_train(args):
+    torch.set_num_threads(args.threads)
+    seed_all(args.seed)
+    rng = np.random.default_rng(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    t0 = time.time()
+    _, imgs, masks = load_set(os.path.join(DATA, "nuinsseg-train"))
+    _, dimgs, dmasks = load_set(os.path.join(DATA, "nuinsseg-dev"))
+    sel = np.random.default_rng(123).choice(len(dimgs), size=min(args.dev_tiles, len(dimgs)), replace=False)
+    sel.sort()
+    print(f"loaded {len(imgs)} train / {len(dimgs)} dev tiles in {time.time() - t0:.0f}s", flush=True)
+    model = nm.Model()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    warm = min(100, args.steps // 10)
+
+    def lr_at(step):
+        if step < warm:
+            return args.lr * (step + 1) / warm
+        p = (step - warm) / max(1, args.steps - warm)
+        return 1e-5 + (args.lr - 1e-5) * 0.5 * (1 + math.cos(math.pi * p))
+
+    log = open(os.path.join(args.out, "log.jsonl"), "w")
+    order = rng.permutation(len(imgs))
+    pos = 0
+    best = -1e9
+    run = []
+    t_start = time.time()
+    for step in range(args.steps):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        bi, bm = [], []
+        while len(bi) < args.batch:
+            if pos == len(order):
+                order, pos = rng.permutation(len(imgs)), 0
+            i = order[pos]
+            pos += 1
+            a, m = augment(imgs[i], masks[i], rng)
+            if int(m.max()) == 0 or not sample_instances(m.numpy(), 1, np.random.default_rng(0)):
+                continue
+            bi.append(a)
+            bm.append(m)
+        r = train_step(model, opt, bi, bm, rng, args)
+        run.append(r)
+        if (step + 1) % 20 == 0:
+            el = time.time() - t_start
+            msg = {"step": step + 1, "elapsed_s": round(el), "lr": lr_at(step),
+                   "loss": float(np.mean([q["loss"] for q in run])),
+                   "iou_loss": float(np.mean([q["iou_loss"] for q in run])),
+                   "train_iou0": float(np.mean([q["iou0"] for q in run]))}
+            run = []
+            print(json.dumps(msg), flush=True)
+            log.write(json.dumps(msg) + "\n")
+            log.flush()
+        if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
+            model.eval()
+            te = time.time()
+            s, _ = evaluate(TorchPredictor(model), dimgs[sel], dmasks[sel], normalise)
+            s["score"] = score(s)
+            s["step"] = step + 1
+            s["eval_s"] = round(time.time() - te)
+            print("EVAL " + json.dumps(s), flush=True)
+            log.write(json.dumps({"eval": s}) + "\n")
+            log.flush()
+            ck = {"model": model.state_dict(), "step": step + 1, "eval": s, "args": vars(args)}
+            torch.save(ck, os.path.join(args.out, "last.pt"))
+            if s["score"] > best:
+                best = s["score"]
+                torch.save(ck, os.path.join(args.out, "best.pt"))
+    print(f"done in {time.time() - t0:.0f}s", flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Export
+# ------------------------------------------------------------------------------------------------
+
+class EncoderOnnx(torch.nn.Module):
+    def __init__(self, enc):
+        super().__init__()
+        self.enc = enc
+
+    def forward(self, image):
+        return self.enc(image)
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def export_onnx(model, out):
+    model.eval()
+    enc_path = os.path.join(out, "encoder.onnx")
+    dec_path = os.path.join(out, "decoder_low_res.onnx")
+    image = torch.zeros(1, 3, nm.S, nm.S)
+    wrapper = EncoderOnnx(model.encoder).eval()  # export restores each module's mode afterwards
+    torch.onnx.export(wrapper, (image,), enc_path, input_names=["image"],
+                      output_names=["image_embeddings"], opset_version=17, dynamo=False,
+                      do_constant_folding=True)
+    emb = torch.zeros(1, nm.C, nm.E, nm.E)
+    coords = torch.tensor([[[100.0, 100.0], [0.0, 0.0]]])
+    labels = torch.tensor([[1.0, -1.0]])
+    torch.onnx.export(model.decoder, (emb, coords, labels, torch.zeros(1, 1, nm.L, nm.L), torch.zeros(1)),
+                      dec_path,
+                      input_names=["image_embeddings", "point_coords", "point_labels", "mask_input",
+                                   "has_mask_input"],
+                      output_names=["iou_predictions", "low_res_masks"],
+                      dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
+                      opset_version=17, dynamo=False, do_constant_folding=True)
+    model.eval()
+    import onnx
+    for p in (enc_path, dec_path):
+        m = onnx.load(p)
+        onnx.checker.check_model(m)
+        del m.graph.value_info[:]
+        onnx.save(m, p)
+    return enc_path, dec_path
+
+
+def write_manifest(out, source):
+    man = {
+        "format": "lamina.model",
+        "version": 1,
+        "id": "nuclei-v1",
+        "family": "lamina-nuclei",
+        "input_size": nm.S,
+        "pixel_mean": PIXEL_MEAN,
+        "pixel_std": PIXEL_STD,
+        "embedding_shape": [1, nm.C, nm.E, nm.E],
+        "low_res_mask_size": nm.L,
+        "mask_threshold": 0.0,
+        "encoder": {"file": "encoder.onnx", "sha256": sha256(os.path.join(out, "encoder.onnx"))},
+        "decoders": [{"variant": "low_res", "file": "decoder_low_res.onnx",
+                      "sha256": sha256(os.path.join(out, "decoder_low_res.onnx"))}],
+        "source": source,
+        "license": "Weights: CC BY 4.0 (trained on NuInsSeg, Mahbod et al., Scientific Data 2024, CC BY 4.0); "
+                   "see MODEL_CARD.md",
+    }
+    with open(os.path.join(out, "manifest.json"), "w") as f:
+        json.dump(man, f, indent=2)
+        f.write("\n")
+    return man
+
+
+TILE_REL = "nuinsseg-dev/images/nuinsseg_human_bladder_01_x0y0.png"
+
+
+def save_tensor(path, name, arr):
+    from onnx import numpy_helper
+    t = numpy_helper.from_array(np.ascontiguousarray(arr), name=name)
+    with open(path, "wb") as f:
+        f.write(t.SerializeToString())
+
+
+def make_golden(out):
+    """Golden onnxruntime outputs in the format of models/fixtures/sam-tiny/golden (low_res cases only)."""
+    import onnxruntime
+    from PIL import Image
+    gdir = os.path.join(out, "golden")
+    if os.path.isdir(gdir):
+        shutil.rmtree(gdir)
+    os.makedirs(gdir)
+    tile = os.path.join(DATA, TILE_REL)
+    shutil.copy(tile, os.path.join(gdir, "source_tile.png"))
+    im = Image.open(tile).convert("RGB")
+    w, h = im.size
+    s = nm.S
+    sc = s / max(h, w)
+    nh, nw = int(h * sc + 0.5), int(w * sc + 0.5)
+    im = im.resize((nw, nh), Image.BILINEAR) if (nw, nh) != (w, h) else im
+    u8 = np.asarray(im)
+    x = (u8.astype(np.float32) - np.asarray(PIXEL_MEAN, np.float32)) / np.asarray(PIXEL_STD, np.float32)
+    image = np.zeros((s, s, 3), np.float32)
+    image[:nh, :nw] = x
+    image = image.transpose(2, 0, 1)[None].copy()
+    o = onnxruntime.SessionOptions()
+    o.intra_op_num_threads = 1
+    enc = onnxruntime.InferenceSession(os.path.join(out, "encoder.onnx"), o, providers=["CPUExecutionProvider"])
+    dec = onnxruntime.InferenceSession(os.path.join(out, "decoder_low_res.onnx"), o,
+                                       providers=["CPUExecutionProvider"])
+    cases = []
+
+    def write_case(name, model_file, inputs, outputs, description, shared=None):
+        os.makedirs(os.path.join(gdir, name), exist_ok=True)
+        entry = {"name": name, "model": model_file, "description": description, "inputs": [], "outputs": []}
+        for kind, tensors in (("input", inputs), ("output", outputs)):
+            for tname, arr in tensors.items():
+                if shared and tname in shared:
+                    rel = shared[tname]
+                else:
+                    rel = f"{name}/{kind}_{tname}.pb"
+                    save_tensor(os.path.join(gdir, rel), tname, arr)
+                entry[kind + "s"].append({"name": tname, "file": rel, "shape": list(arr.shape), "dtype": "float32"})
+        cases.append(entry)
+
+    (emb,) = enc.run(["image_embeddings"], {"image": image})
+    write_case("encoder", "encoder.onnx", {"image": image}, {"image_embeddings": emb},
+               "Encoder on source_tile.png preprocessed as in 'preprocessing'.")
+    # the float input is stored as the 8-bit image it was computed from (the reader normalises it)
+    c0 = cases[0]
+    os.remove(os.path.join(gdir, c0["inputs"][0]["file"]))
+    c0["inputs"][0]["file"] = "encoder/input_image_resized.png"
+    c0["inputs"][0]["encoding"] = ("8-bit RGB PNG of the resized, unpadded image; the input tensor is (pixel - "
+                                   "pixel_mean) / pixel_std in float32, NCHW, zero-padded to the input size")
+    if (nh, nw) == (h, w):  # not resized: the source tile itself (kept once, the golden must stay small)
+        c0["inputs"][0]["file"] = "source_tile.png"
+    else:
+        Image.fromarray(u8).save(os.path.join(gdir, "encoder/input_image_resized.png"), optimize=True)
+    emb_file = {"image_embeddings": "encoder/output_image_embeddings.pb"}
+
+    def feeds(coords, labels, mask=None):
+        return {"image_embeddings": emb, "point_coords": np.asarray([coords], np.float32),
+                "point_labels": np.asarray([labels], np.float32),
+                "mask_input": mask if mask is not None else np.zeros((1, 1, nm.L, nm.L), np.float32),
+                "has_mask_input": np.asarray([0.0 if mask is None else 1.0], np.float32)}
+
+    f = sc
+    pt = [52.5 * f, 92.5 * f]
+    box = [[35 * f, 75 * f], [70 * f, 110 * f]]
+    pad = [[0.0, 0.0]]
+    prompts = [
+        ("one_point", [pt] + pad, [1, -1], "one positive point + padding point (0,0,-1)"),
+        ("two_pos_one_neg", [pt, [50.5 * f, 25.5 * f], [150.5 * f, 125.5 * f]] + pad, [1, 1, 0, -1],
+         "two positive points, one negative, + padding point"),
+        ("box", box, [2, 3], "a box (top-left label 2, bottom-right label 3), no padding point"),
+    ]
+    best = None
+    outs = ["iou_predictions", "low_res_masks"]
+    for name, coords, labels, desc in prompts:
+        fd = feeds(coords, labels)
+        iou, lowm = dec.run(outs, fd)
+        if name == "one_point":
+            k = 1 + int(np.argmax(iou[0, 1:]))
+            best = (k, lowm[:, k:k + 1].copy())
+        write_case(f"low_res_{name}", "decoder_low_res.onnx", fd, {"iou_predictions": iou, "low_res_masks": lowm},
+                   desc, shared=emb_file)
+    k, mask_in = best
+    fd = feeds([pt] + pad, [1, -1], mask_in)
+    iou, lowm = dec.run(outs, fd)
+    write_case("low_res_point_mask", "decoder_low_res.onnx", fd, {"iou_predictions": iou, "low_res_masks": lowm},
+               f"one positive point + padding point, mask_input = low_res_masks[:, {k}] of case low_res_one_point "
+               f"(the best of outputs 1..3 by predicted IoU), has_mask_input = 1", shared=emb_file)
+    index = {
+        "format": "lamina.golden",
+        "version": 1,
+        "model_dir": "..",
+        "runtime": f"onnxruntime {onnxruntime.__version__}, CPUExecutionProvider, intra_op_num_threads=1",
+        "tensor_format": "each .pb is an onnx TensorProto (onnx.numpy_helper.from_array) whose name is the "
+                         "model I/O name; file paths are relative to this directory; the embedding is stored "
+                         "once and referenced",
+        "preprocessing": {
+            "source_image": "source_tile.png",
+            "source_image_origin": "shared/data/" + TILE_REL + " (NuInsSeg, CC BY 4.0)",
+            "source_size_hw": [h, w],
+            "resized_hw": [nh, nw],
+            "resize": f"longest side to {s}: new (h, w) = (int(h*s+0.5), int(w*s+0.5)); PIL BILINEAR on uint8 "
+                      f"(a 256x256 tile is not resized)",
+            "normalise": "float32 (x - pixel_mean) / pixel_std per RGB channel, after resizing",
+            "pixel_mean": PIXEL_MEAN,
+            "pixel_std": PIXEL_STD,
+            "pad": f"zeros (after normalisation) on the bottom/right to {s}x{s}; layout NCHW",
+            "point_coords": f"model-input pixels = image pixels * {s}/max(h,w) = image pixels * {f:g}",
+        },
+        "mask_selection": "M = 4 outputs: index 0 single-mask, 1..3 multimask; one click (+ padding point) -> "
+                          "best of 1..3 by iou_predictions, otherwise 0",
+        "cases": cases,
+    }
+    with open(os.path.join(gdir, "index.json"), "w") as f_:
+        json.dump(index, f_, indent=1)
+        f_.write("\n")
+    size = sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(gdir) for fn in fns)
+    print(f"golden: {len(cases)} cases, {size} bytes")
+
+
+def cmd_export(args):
+    torch.set_num_threads(args.threads)
+    ck = torch.load(args.ckpt, map_location="cpu")
+    model = nm.Model()
+    model.load_state_dict(ck["model"])
+    model.eval()
+    os.makedirs(args.out, exist_ok=True)
+    enc_path, dec_path = export_onnx(model, args.out)
+    # onnxruntime vs torch
+    x = torch.randn(1, 3, nm.S, nm.S, generator=torch.Generator().manual_seed(0))
+    ort = OrtPredictor(enc_path, dec_path)
+    with torch.no_grad():
+        e_t = model.encoder(x)
+        e_o = ort.encode(x.numpy())
+        print("encoder max abs diff", float(np.abs(e_t.numpy() - e_o).max()))
+        coords = np.array([[[50, 60], [80, 90], [10, 200], [0, 0]]], np.float32)
+        labels = np.array([[1, 0, 2, 3]], np.float32)
+        m = np.random.default_rng(0).normal(size=(1, 1, nm.L, nm.L)).astype(np.float32)
+        i_t, l_t = model.decoder(e_t, torch.from_numpy(coords), torch.from_numpy(labels), torch.from_numpy(m),
+                                 torch.ones(1))
+        i_o, l_o = ort.decode(e_o, coords, labels, m, np.ones(1, np.float32))
+        print("decoder max abs diff", float(np.abs(l_t.numpy() - l_o).max()), float(np.abs(i_t.numpy() - i_o).max()))
+    ev = ck.get("eval", {})
+    source = (f"Trained by models/tools/train_nuclei.py (seed {ck['args']['seed']}, {ck['step']} steps) on "
+              f"NuInsSeg (shared/data/nuinsseg-train); selected on nuinsseg-dev. Architecture: see MODEL_CARD.md.")
+    write_manifest(args.out, source)
+    make_golden(args.out)
+    if args.eval:
+        _, dimgs, dmasks = load_set(os.path.join(DATA, "nuinsseg-dev"))
+        t = time.time()
+        s, rows = evaluate(ort, dimgs, dmasks, normalise)
+        s["decode_ms_p50_ort_1thread"] = float(np.median(ort.decode_ms))
+        s["wall_s"] = round(time.time() - t)
+        res = {"dev": s, "breakdown": breakdown(rows), "checkpoint_step": ck["step"], "selection_eval": ev}
+        print(json.dumps(res, indent=1))
+        with open(os.path.join(args.out_eval or "/tmp", "nuclei_dev_eval.json"), "w") as f:
+            json.dump(res, f, indent=1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--out", required=True)
+    t.add_argument("--steps", type=int, default=1200)
+    t.add_argument("--batch", type=int, default=8, help="tiles per step")
+    t.add_argument("--inst-per-tile", type=int, default=4)
+    t.add_argument("--lr", type=float, default=3e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--eval-every", type=int, default=250)
+    t.add_argument("--dev-tiles", type=int, default=16, help="dev tiles used for checkpoint selection")
+    e = sub.add_parser("export")
+    e.add_argument("--ckpt", required=True)
+    e.add_argument("--out", required=True)
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--eval", action="store_true", help="evaluate the exported ONNX on all of nuinsseg-dev")
+    e.add_argument("--out-eval", default=None, help="folder for nuclei_dev_eval.json (default /tmp)")
+    args = ap.parse_args()
+    {"train": cmd_train, "export": cmd_export}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
