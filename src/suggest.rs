@@ -31,6 +31,8 @@ pub struct Suggestion {
 pub struct SuggestTiming {
     pub seq: u64,
     pub last_ms: f64,
+    /// `performance.now()` when the last mask was drawn.
+    pub drawn_at_ms: f64,
     pub decode_ms: f64,
 }
 
@@ -249,7 +251,10 @@ pub fn drag_box(state: AppState, a_image: [f64; 2], b_image: [f64; 2], event_ms:
     if let Err(e) = ready_handle(&state) {
         return state.info(e);
     }
-    state.suggest.session.update(|s| s.set_box(a_image, b_image));
+    state
+        .suggest
+        .session
+        .update(|s| s.set_box(a_image, b_image));
     run_session(state, event_ms, false);
 }
 
@@ -282,7 +287,8 @@ pub fn accept(state: AppState) {
         return state.error("pick a class first (keys 1-9 or the list on the right)");
     }
     if working.mask_image.is_empty() {
-        return state.info("the suggestion is empty: click inside the object, or drag a box around it");
+        return state
+            .info("the suggestion is empty: click inside the object, or drag a box around it");
     }
     let session = s.session.get_untracked();
     let model_id = match state.model.get_untracked() {

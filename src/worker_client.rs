@@ -243,4 +243,3 @@ pub async fn segment(
         iou: get(&r, "iou").as_f64().unwrap_or(0.0),
     })
 }
-

@@ -412,7 +412,8 @@ pub fn Labeler(state: AppState) -> impl IntoView {
                 moved_screen,
                 ..
             }) => {
-                *moved_screen = moved_screen.max((s[0] - start_screen[0]).hypot(s[1] - start_screen[1]));
+                *moved_screen =
+                    moved_screen.max((s[0] - start_screen[0]).hypot(s[1] - start_screen[1]));
                 if *moved_screen >= BOX_DRAG_SCREEN_PX {
                     *end_image = p;
                 }

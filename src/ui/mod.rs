@@ -14,8 +14,8 @@ use web_sys::{DragEvent, File, FileSystemEntry, HtmlInputElement, KeyboardEvent}
 
 use crate::export::{export, ExportKind};
 use crate::import;
-use crate::suggest;
 use crate::state::{AppState, Notice, ToolKind};
+use crate::suggest;
 use labeler::{finish_polygon, Labeler};
 use panels::{
     delete_selected, pick_class, status_label, ImageList, ModelPanel, OntologyEditor,

@@ -55,8 +55,7 @@ pub fn draw_suggestions(canvas: &HtmlCanvasElement, state: &AppState, w: u32, h:
     };
     if let Some(sprite) = shown.and_then(|(m, alpha)| mask_sprite(&m.mask_image, colour, alpha)) {
         let [x, y, bw, bh] = sprite.bbox_image;
-        if let Ok(data) =
-            ImageData::new_with_u8_clamped_array_and_sh(Clamped(&sprite.rgba), bw, bh)
+        if let Ok(data) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&sprite.rgba), bw, bh)
         {
             let _ = ctx.put_image_data(&data, f64::from(x), f64::from(y));
         }
@@ -84,10 +83,11 @@ pub fn draw_suggestions(canvas: &HtmlCanvasElement, state: &AppState, w: u32, h:
     }
     // The mask of an answer is now on the canvas: that ends the latency the user waited for.
     if let Some(event_ms) = s.drawn_for.try_update_value(Option::take).flatten() {
-        let elapsed = now_ms() - event_ms;
+        let drawn_at_ms = now_ms();
         s.timing.update(|t| {
             t.seq += 1;
-            t.last_ms = elapsed;
+            t.last_ms = drawn_at_ms - event_ms;
+            t.drawn_at_ms = drawn_at_ms;
         });
     }
 }
@@ -166,6 +166,7 @@ pub fn SuggestPanel(state: AppState) -> impl IntoView {
                 <p class="model-status" data-testid="suggest-status"
                     data-seq=move || s.timing.get().seq.to_string()
                     data-ms=move || format!("{:.2}", s.timing.get().last_ms)
+                    data-drawn-at=move || format!("{:.2}", s.timing.get().drawn_at_ms)
                 >{status}</p>
             </div>
         </Show>

@@ -79,7 +79,8 @@ impl SuggestSession {
             a_image[0].max(b_image[0]),
             a_image[1].max(b_image[1]),
         ];
-        self.steps.push(Step::Box(self.box_image.replace(normalised)));
+        self.steps
+            .push(Step::Box(self.box_image.replace(normalised)));
         self.refine_next = false;
     }
 
@@ -213,11 +214,18 @@ mod tests {
         s.add_point(1.0, 1.0, true);
         s.set_box([20.0, 30.0], [5.0, 6.0]);
         s.add_point(9.0, 9.0, false);
-        assert_eq!(s.box_image(), Some([5.0, 6.0, 20.0, 30.0]), "corners in any order");
+        assert_eq!(
+            s.box_image(),
+            Some([5.0, 6.0, 20.0, 30.0]),
+            "corners in any order"
+        );
         assert_eq!(s.tool(), Tool::SamBox);
         assert!(s.undo());
         assert_eq!(s.points().len(), 1);
-        assert!(!s.request().refine, "the remembered mask came from the removed click");
+        assert!(
+            !s.request().refine,
+            "the remembered mask came from the removed click"
+        );
         assert!(s.undo());
         assert_eq!(s.box_image(), None);
         assert_eq!(s.tool(), Tool::SamClick);
