@@ -2,8 +2,8 @@
 //!
 //! 1. Hematoxylin from colour deconvolution ([`stain`]), lightly blurred: nuclei are its bright blobs.
 //! 2. Clicks: Otsu's threshold in a window around the positive clicks, holes filled, a small disk
-//!    forced in at each positive click (a click on a pale spot must still count); then a watershed on
-//!    the distance transform seeded by the clicks (positive = object, negative = not), so a negative
+//!    forced in at each positive click (a click on a pale spot must still count); then a split by travel time
+//!    through the blob, slow at narrow places, seeded by the clicks (positive = object, negative = not), so a negative
 //!    click on a merged neighbour cuts it off along the neck between the two.
 //! 3. Box: Otsu's threshold inside the box, holes filled, the largest component.
 
@@ -17,6 +17,27 @@ use crate::clicks::Click;
 use crate::edt::squared_distance_to_background;
 use crate::segmenter::{InteractiveSegmenter, LowRes, Prediction};
 
+/// Distance-transform peaks shallower than this (image pixels) are texture, not nuclei.
+const MIN_PEAK_RADIUS: f64 = 3.0;
+
+/// Two distance peaks are two nuclei when the straight path between them narrows below this fraction
+/// of the smaller one's radius; an elongated nucleus keeps its width along its ridge.
+const NECK_RATIO: f64 = 0.7;
+
+/// The smallest value of `grid` on the straight segment between two points (sampled per pixel).
+fn min_along(grid: &[f64], w: usize, a: (usize, usize), b: (usize, usize)) -> f64 {
+    let (dx, dy) = (b.0 as f64 - a.0 as f64, b.1 as f64 - a.1 as f64);
+    let steps = dx.abs().max(dy.abs()).ceil().max(1.0) as usize;
+    (0..=steps)
+        .map(|k| {
+            let t = k as f64 / steps as f64;
+            let x = (a.0 as f64 + t * dx).round() as usize;
+            let y = (a.1 as f64 + t * dy).round() as usize;
+            grid[y * w + x]
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClassicalParams {
     /// Half-size of the thresholding window around the positive clicks, in image pixels: room for a
@@ -26,14 +47,29 @@ pub struct ClassicalParams {
     pub blur_sigma: f32,
     /// Radius of the disk forced into the object at each positive click, in image pixels.
     pub seed_radius: u32,
+    /// Clicks: the threshold is at least background + this fraction of (clicked core − background),
+    /// so a dark nucleus does not leak into mid-dark cytoplasm that Otsu alone lets in. 0 = Otsu only.
+    pub edge_fraction: f32,
+    /// Clicks: foreground on the window's edge (inside the image) seeds "not this object", so a blob
+    /// that runs out of the window is cut at its narrowest neck instead of squarely at the edge.
+    pub edge_seeds: bool,
+    /// Clicks: a peak of the distance transform cut off from the click by a neck (see [`NECK_RATIO`])
+    /// seeds "another nucleus", splitting touching nuclei without a negative click.
+    pub split_peaks: bool,
+    /// Clicks: a positive click after the first lowers the threshold to just below its pixel.
+    pub follow_pale_clicks: bool,
 }
 
 impl Default for ClassicalParams {
     fn default() -> Self {
         ClassicalParams {
             window_radius: 32,
-            blur_sigma: 1.0,
+            blur_sigma: 2.0,
             seed_radius: 2,
+            edge_fraction: 0.5,
+            edge_seeds: true,
+            split_peaks: true,
+            follow_pale_clicks: true,
         }
     }
 }
@@ -87,10 +123,10 @@ impl Classical {
         v
     }
 
-    /// Otsu-thresholded hematoxylin in the window, holes filled.
-    fn foreground(&self, win: Window) -> Vec<bool> {
+    /// Hematoxylin above `threshold(values, Otsu's threshold)` in the window, holes filled.
+    fn foreground(&self, win: Window, threshold: impl Fn(&[f32], f32) -> f32) -> Vec<bool> {
         let values = self.window_values(win);
-        let t = ops::otsu(&values);
+        let t = threshold(&values, ops::otsu(&values));
         let mut fg: Vec<bool> = values.iter().map(|&v| v > t).collect();
         ops::fill_holes(&mut fg, win.w(), win.h());
         fg
@@ -128,7 +164,25 @@ impl Classical {
             y1: (positives.iter().map(|c| c.y_image).max().unwrap_or(0) + r + 1).min(self.height),
         };
         let (w, h) = (win.w(), win.h());
-        let mut fg = self.foreground(win);
+        let first = positives[0];
+        let core = self.hema[first.y_image as usize * self.width as usize + first.x_image as usize];
+        let f = self.params.edge_fraction;
+        // A later positive click on a paler pixel says the object reaches that pale: lower the
+        // threshold to include it (leaks this causes are for negative clicks to cut off).
+        let palest = positives[1..]
+            .iter()
+            .map(|c| self.hema[c.y_image as usize * self.width as usize + c.x_image as usize])
+            .fold(f32::INFINITY, f32::min);
+        let mut fg = self.foreground(win, |values, otsu| {
+            let below: Vec<f32> = values.iter().copied().filter(|&v| v <= otsu).collect();
+            let background = below.iter().sum::<f32>() / below.len().max(1) as f32;
+            let t = otsu.max(background + f * (core - background));
+            if self.params.follow_pale_clicks {
+                t.min(palest * 0.98)
+            } else {
+                t
+            }
+        });
         let s = i64::from(self.params.seed_radius);
         for c in &positives {
             for dy in -s..=s {
@@ -142,24 +196,52 @@ impl Classical {
                 }
             }
         }
-        // Deeper inside the blob = lower: floods meet at the necks between touching nuclei.
         let fg_mask = Mask {
             width: w as u32,
             height: h as u32,
             data: fg.iter().map(|&v| u8::from(v)).collect(),
         };
-        let elevation: Vec<f32> = squared_distance_to_background(&fg_mask)
-            .iter()
-            .map(|&d| -(d as f32))
-            .collect();
-        let seeds: Vec<(usize, u8)> = clicks
+        let depth = squared_distance_to_background(&fg_mask);
+        // Slow where the blob is narrow, so the fronts from two clicks meet at the neck between nuclei.
+        let step_cost: Vec<f64> = depth.iter().map(|&d| 1.0 / d.sqrt().max(1.0)).collect();
+        let mut seeds: Vec<(usize, u8)> = clicks
             .iter()
             .filter_map(|c| {
                 win.index(c.x_image, c.y_image)
                     .map(|i| (i, if c.positive { 1 } else { 2 }))
             })
             .collect();
-        let labels = ops::watershed(&fg, &elevation, w, h, &seeds);
+        if self.params.edge_seeds {
+            // Clicks were seeded first, so they win any pixel they share with the edge.
+            for (i, _) in fg.iter().enumerate().filter(|(_, &v)| v) {
+                let (x, y) = (i % w, i / w);
+                let cut = (x == 0 && win.x0 > 0)
+                    || (y == 0 && win.y0 > 0)
+                    || (x + 1 == w && win.x1 < self.width)
+                    || (y + 1 == h && win.y1 < self.height);
+                if cut {
+                    seeds.push((i, 2));
+                }
+            }
+        }
+        if self.params.split_peaks {
+            let clicked: Vec<(usize, usize, f64)> = positives
+                .iter()
+                .filter_map(|c| win.index(c.x_image, c.y_image))
+                .map(|i| (i % w, i / w, depth[i].sqrt()))
+                .collect();
+            for i in ops::peaks(&depth, w, h, MIN_PEAK_RADIUS * MIN_PEAK_RADIUS) {
+                let (x, y, r) = (i % w, i / w, depth[i].sqrt());
+                let separate = clicked.iter().all(|&(cx, cy, cr)| {
+                    let neck = min_along(&depth, w, (cx, cy), (x, y)).sqrt();
+                    neck < NECK_RATIO * r.min(cr)
+                });
+                if separate {
+                    seeds.push((i, 2));
+                }
+            }
+        }
+        let labels = ops::geodesic_split(&fg, &step_cost, w, h, &seeds);
         let object: Vec<bool> = labels.iter().map(|&l| l == 1).collect();
         self.to_mask(win, &object)
     }
@@ -209,7 +291,7 @@ impl InteractiveSegmenter for Classical {
         if win.w() == 0 || win.h() == 0 || self.hema.is_empty() {
             return Ok(Mask::new(self.width, self.height));
         }
-        let fg = self.foreground(win);
+        let fg = self.foreground(win, |_, otsu| otsu);
         let object = ops::largest_component(&fg, win.w(), win.h());
         Ok(self.to_mask(win, &object))
     }

@@ -124,40 +124,63 @@ pub fn largest_component(fg: &[bool], w: usize, h: usize) -> Vec<bool> {
     best
 }
 
-/// Marker-seeded watershed (priority flood): each `(pixel, label)` seed grows through `fg` in order of
-/// increasing `elevation`, 4-connected; a pixel takes the label of whichever flood reaches it first.
-/// Ties are broken by arrival order, so the result is deterministic. Unreached pixels stay 0.
-pub fn watershed(
+/// Local maxima of `values` (≥ all 8 neighbours, so plateaus give every pixel) of at least `min`.
+pub fn peaks(values: &[f64], w: usize, h: usize, min: f64) -> Vec<usize> {
+    (0..values.len())
+        .filter(|&i| {
+            let (x, y) = ((i % w) as i64, (i / w) as i64);
+            values[i] >= min
+                && (-1..=1).all(|dy| {
+                    (-1..=1).all(|dx| {
+                        let (nx, ny) = (x + dx, y + dy);
+                        nx < 0
+                            || ny < 0
+                            || nx >= w as i64
+                            || ny >= h as i64
+                            || values[ny as usize * w + nx as usize] <= values[i]
+                    })
+                })
+        })
+        .collect()
+}
+
+/// Seeded split by travel time: each `(pixel, label)` seed spreads through `fg` (4-connected, Dijkstra),
+/// a step onto pixel `n` costing `step_cost[n]`; a pixel takes the label of the seed that reaches it
+/// first. With a cost high at narrow places, fronts meet at the necks between touching nuclei, and,
+/// unlike a watershed on depth, a seed off its blob's deepest point does not lose the blob to a deeper
+/// seed. Ties go to the earlier arrival, so the result is deterministic. Unreached pixels stay 0.
+pub fn geodesic_split(
     fg: &[bool],
-    elevation: &[f32],
+    step_cost: &[f64],
     w: usize,
     h: usize,
     seeds: &[(usize, u8)],
 ) -> Vec<u8> {
     let mut labels = vec![0u8; fg.len()];
-    // Key: (elevation bits made orderable, arrival number); min-heap through `Reverse`.
-    let key = |e: f32| {
-        let b = e.to_bits();
-        if b >> 31 == 1 {
-            !b
-        } else {
-            b | (1 << 31)
-        }
-    };
+    let mut done = vec![false; fg.len()];
+    let mut time = vec![f64::INFINITY; fg.len()];
+    // Non-negative f64s order like their bit patterns; min-heap through `Reverse`.
     let mut heap = BinaryHeap::new();
     let mut arrival = 0u64;
     for &(i, label) in seeds {
         if fg[i] && labels[i] == 0 {
             labels[i] = label;
-            heap.push(Reverse((key(elevation[i]), arrival, i)));
+            time[i] = 0.0;
+            heap.push(Reverse((0u64, arrival, i)));
             arrival += 1;
         }
     }
     while let Some(Reverse((_, _, i))) = heap.pop() {
+        if done[i] {
+            continue;
+        }
+        done[i] = true;
         for n in neighbours(i, w, h) {
-            if fg[n] && labels[n] == 0 {
+            let t = time[i] + step_cost[n];
+            if fg[n] && !done[n] && t < time[n] {
+                time[n] = t;
                 labels[n] = labels[i];
-                heap.push(Reverse((key(elevation[n]), arrival, n)));
+                heap.push(Reverse((t.to_bits(), arrival, n)));
                 arrival += 1;
             }
         }
@@ -195,13 +218,14 @@ mod tests {
     }
 
     #[test]
-    fn watershed_splits_two_touching_blobs_at_the_neck() {
-        // A 7x1 bar, deep at both ends and shallow in the middle; seeds at the ends.
-        let fg = [true; 7];
-        let elevation = [-3.0, -2.0, -1.0, 0.0, -1.0, -2.0, -3.0];
-        let labels = watershed(&fg, &elevation, 7, 1, &[(0, 1), (6, 2)]);
-        assert_eq!(labels[..3], [1, 1, 1]);
-        assert_eq!(labels[4..], [2, 2, 2]);
+    fn the_split_follows_the_neck_not_the_midpoint() {
+        // A 9x1 bar with a costly (narrow) pixel at index 6; seeds at both ends. By steps the split
+        // would be at the middle (index 4); by travel time it is at the neck.
+        let fg = [true; 9];
+        let mut cost = [1.0; 9];
+        cost[6] = 10.0;
+        let labels = geodesic_split(&fg, &cost, 9, 1, &[(0, 1), (8, 2)]);
+        assert_eq!(labels, [1, 1, 1, 1, 1, 1, 2, 2, 2]);
         let lone = largest_component(&[true, false, true, true], 4, 1);
         assert_eq!(lone, vec![false, false, true, true]);
     }

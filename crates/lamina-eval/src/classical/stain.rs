@@ -47,9 +47,13 @@ mod tests {
     #[test]
     fn the_inverse_is_an_inverse() {
         let inv = inverse3(RGB_FROM_HED);
-        for i in 0..3 {
+        for (i, row) in RGB_FROM_HED.iter().enumerate() {
             for j in 0..3 {
-                let v: f64 = (0..3).map(|k| RGB_FROM_HED[i][k] * inv[k][j]).sum();
+                let v: f64 = row
+                    .iter()
+                    .zip(&inv)
+                    .map(|(a, inv_row)| a * inv_row[j])
+                    .sum();
                 assert!((v - f64::from(u8::from(i == j))).abs() < 1e-12);
             }
         }
