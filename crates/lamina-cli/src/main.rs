@@ -4,6 +4,7 @@
 //! the error on failure). Errors also go to stderr, and the exit code is 1 on any failure.
 
 mod bench;
+mod eval;
 mod import;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,16 @@ enum Command {
     /// Benchmarks (print figures; assert nothing).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Quality benchmarks of segment suggestions on a tile set with ground truth.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Simulated clicks on every nucleus: NoC@85/90, NoF@85/90, mIoU after 1/3/5 clicks, box IoU
+    /// (tight and +2 px), per size bucket and border contact, ms per prediction.
+    Noc(eval::EvalNocArgs),
 }
 
 #[derive(Subcommand)]
@@ -93,6 +104,7 @@ fn main() -> ExitCode {
         }) => export_coco(&bundle, &out, polygons, tolerance),
         Command::ImportMasks(args) => import::run(&args, cli.json),
         Command::Bench(BenchCommand::Sam(args)) => bench::run(&args),
+        Command::Eval(EvalCommand::Noc(args)) => eval::run(&args, cli.json),
     };
     match result {
         Ok(report) => {

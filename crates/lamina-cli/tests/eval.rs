@@ -1,0 +1,189 @@
+//! `lamina eval noc` end to end on a few real dev tiles: the figures exist, are in range, count every
+//! instance of those tiles, and (for the classical baseline) are the same on every run.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn data_dir() -> PathBuf {
+    repo_root().join("../shared/data/nuinsseg-dev")
+}
+
+fn lamina(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn eval_json(model: &str, limit: usize) -> Value {
+    let data = data_dir();
+    let limit = limit.to_string();
+    let out = lamina(&[
+        "--json",
+        "eval",
+        "noc",
+        "--data",
+        data.to_str().unwrap(),
+        "--model",
+        model,
+        "--limit",
+        &limit,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Instances of the first `n` tiles, as the manifest counts them.
+fn manifest_instances(n: usize) -> u64 {
+    let text = std::fs::read_to_string(data_dir().join("manifest.json")).unwrap();
+    let m: Value = serde_json::from_str(&text).unwrap();
+    m["items"].as_array().unwrap()[..n]
+        .iter()
+        .map(|i| i["instances"].as_array().unwrap().len() as u64)
+        .sum()
+}
+
+fn assert_figures(r: &Value, n_instances: u64) {
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["n_instances"], n_instances);
+    for key in ["noc85", "noc90"] {
+        let v = r[key].as_f64().unwrap();
+        assert!((1.0..=20.0).contains(&v), "{key} = {v}");
+    }
+    for key in ["nof85", "nof90"] {
+        assert!(r[key].as_u64().unwrap() <= n_instances, "{key}");
+    }
+    assert!(r["nof85"].as_u64() <= r["nof90"].as_u64());
+    assert!(r["noc85"].as_f64() <= r["noc90"].as_f64());
+    for key in ["miou1", "miou3", "miou5", "box_iou", "box_iou_loose"] {
+        let v = r[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+    }
+    assert!(r["ms_per_prediction"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["data"], "nuinsseg-dev");
+    let by_size: u64 = ["area_lt_200", "area_200_600", "area_gt_600"]
+        .iter()
+        .map(|k| r["by_size"][k]["n_instances"].as_u64().unwrap())
+        .sum();
+    assert_eq!(by_size, n_instances);
+    let by_border: u64 = ["touching", "not_touching"]
+        .iter()
+        .map(|k| r["by_border"][k]["n_instances"].as_u64().unwrap())
+        .sum();
+    assert_eq!(by_border, n_instances);
+}
+
+#[test]
+fn classical_baseline_on_three_tiles_is_complete_and_deterministic() {
+    let first = eval_json("classical", 3);
+    assert_figures(&first, manifest_instances(3));
+    assert_eq!(first["model"], "classical-hed-otsu-watershed");
+    let second = eval_json("classical", 3);
+    for key in [
+        "noc85",
+        "noc90",
+        "nof85",
+        "nof90",
+        "miou1",
+        "miou3",
+        "miou5",
+        "box_iou",
+        "box_iou_loose",
+        "by_size",
+        "by_border",
+    ] {
+        assert_eq!(first[key], second[key], "{key} differs between runs");
+    }
+}
+
+#[test]
+fn sam_fixture_runs_through_the_browser_engine() {
+    let model = repo_root().join("models/fixtures/sam-tiny");
+    let r = eval_json(model.to_str().unwrap(), 2);
+    assert_figures(&r, manifest_instances(2));
+    assert_eq!(r["model"], "sam-tiny-random");
+}
+
+#[test]
+fn bad_input_is_named() {
+    let data = data_dir();
+    let out = lamina(&[
+        "eval",
+        "noc",
+        "--data",
+        "/nonexistent",
+        "--model",
+        "classical",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("manifest.json"));
+
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("eval-bad");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(tmp.join("manifest.json"), "{\"items\": 3}").unwrap();
+    let out = lamina(&[
+        "eval",
+        "noc",
+        "--data",
+        tmp.to_str().unwrap(),
+        "--model",
+        "classical",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a tile-set manifest"));
+
+    // A missing image, then a mask whose size differs from its image.
+    let image = data.join("images/nuinsseg_human_bladder_01_x0y0.png");
+    let mask = data.join("masks/nuinsseg_human_bladder_01_x0y0.png");
+    let manifest = |image: &str, mask: &str| {
+        format!("{{\"items\": [{{\"id\": \"t\", \"image\": \"{image}\", \"mask\": \"{mask}\"}}]}}")
+    };
+    std::fs::write(
+        tmp.join("manifest.json"),
+        manifest("images/missing.png", mask.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = lamina(&[
+        "eval",
+        "noc",
+        "--data",
+        tmp.to_str().unwrap(),
+        "--model",
+        "classical",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.png"));
+
+    let small = tmp.join("small.png");
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::new(8, 8)
+        .save(&small)
+        .unwrap();
+    std::fs::write(
+        tmp.join("manifest.json"),
+        manifest(image.to_str().unwrap(), small.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = lamina(&[
+        "--json",
+        "eval",
+        "noc",
+        "--data",
+        tmp.to_str().unwrap(),
+        "--model",
+        "classical",
+    ]);
+    assert!(!out.status.success());
+    let err: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["ok"], false);
+    assert!(err["error"].as_str().unwrap().contains("8x8"), "{err}");
+}
