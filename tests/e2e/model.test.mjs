@@ -3,7 +3,9 @@
 // IndexedDB, in headless Chromium.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { suite, byId, text, count, until, waitNotice, selectTool, brushStroke, noPanics } from './harness.mjs';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { suite, byId, text, count, until, waitNotice, selectTool, brushStroke, noPanics, ROOT } from './harness.mjs';
 
 const env = suite();
 before(env.setup);
@@ -12,12 +14,16 @@ after(env.teardown);
 const waitText = (page, id, re, what, timeout = 60_000) =>
   until(() => text(page, id), (t) => re.test(t), what, timeout);
 
+// The model the app serves by default (scripts/build-web copies it to dist/models/default).
+const DEFAULT = JSON.parse(readFileSync(path.join(ROOT, 'dist/models/default/manifest.json'), 'utf8'));
+const READY = new RegExp(`^ready: ${DEFAULT.id}`);
+
 test('the default model loads from the app itself, the image is encoded once, and revisits use the cache', async (t) => {
   const requests = [];
   const { page } = await env.open(t, {
     beforeGoto: async (_context, p) => p.on('request', (r) => requests.push(r.url())),
   });
-  await waitText(page, 'model-status', /^ready: sam-tiny-random/, 'the default model');
+  await waitText(page, 'model-status', READY, 'the default model');
   await waitText(page, 'embedding-status', /ready \(encoded in \d+ ms\)/, 'the first image encoded');
   const origin = new URL(env.server.url).origin;
   const elsewhere = requests.filter((u) => !u.startsWith(origin) && !u.startsWith('blob:') && !u.startsWith('data:'));
@@ -33,7 +39,7 @@ test('the default model loads from the app itself, the image is encoded once, an
   requests.length = 0;
   await page.keyboard.press('ArrowLeft');
   await page.reload();
-  await waitText(page, 'model-status', /^ready: sam-tiny-random/, 'the model after reload');
+  await waitText(page, 'model-status', READY, 'the model after reload');
   await waitText(page, 'embedding-status', /ready \(cached embedding\)/, 'image 1 from the cache');
   assert.ok(!requests.some((u) => u.endsWith('.onnx')), `no model download after reload: ${requests.filter((u) => u.endsWith('.onnx'))}`);
   noPanics(page);
@@ -87,8 +93,8 @@ test('worker protocol: load a model, encode, decode prompts, and cancel stale de
   assert.equal(result.wrong.ok, false);
   assert.match(result.wrong.error, /does not match the manifest/);
   assert.equal(result.loaded.ok, true, JSON.stringify(result.loaded));
-  assert.equal(result.loaded.result.id, 'sam-tiny-random');
-  assert.equal(result.f16Bytes, 32 * 64 * 64 * 2, 'embedding as f16 for the cache');
+  assert.equal(result.loaded.result.id, DEFAULT.id);
+  assert.equal(result.f16Bytes, DEFAULT.embedding_shape.reduce((a, b) => a * b) * 2, 'embedding as f16 for the cache');
   for (const r of [result.one, result.box, result.refine]) {
     assert.deepEqual(r.rle.size, [256, 256], 'masks come back in image pixels');
     assert.equal(r.ious.length, 4);

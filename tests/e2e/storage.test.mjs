@@ -11,7 +11,7 @@
 // site fails with QuotaExceededError, like on a full disk.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { suite, byId, count, waitCount, waitNotice, waitImage, dismissNotice, fixture, noPanics } from './harness.mjs';
+import { suite, byId, count, waitCount, waitNotice, waitImage, dismissNotice, selectTool, fixture, noPanics } from './harness.mjs';
 
 const env = suite();
 before(env.setup);
@@ -58,6 +58,7 @@ test('storage full: importing an image fails with a clear error and nothing is h
 
   // A label drawn while full is refused too, and not shown as if it were saved.
   await dismissNotice(page);
+  await selectTool(page, 'brush');
   const box = await byId(page, 'image').boundingBox();
   await page.mouse.move(box.x + 20, box.y + 20);
   await page.mouse.down();
