@@ -25,7 +25,7 @@ pub struct EvalNocArgs {
     #[arg(long)]
     data: PathBuf,
     /// A Lamina model folder (manifest.json + ONNX files), or `classical` for the no-learning baseline
-    /// (colour deconvolution + Otsu + watershed).
+    /// (colour deconvolution, Otsu threshold, click-seeded geodesic watershed).
     #[arg(long, default_value = DEFAULT_MODEL_DIR)]
     model: String,
     /// Evaluate only the first N tiles of the manifest (in manifest order), every instance of each.

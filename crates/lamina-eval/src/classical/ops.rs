@@ -1,6 +1,6 @@
 //! Small image operations on a rectangular window (row-major `w * h`): Otsu's threshold, hole filling,
-//! connected components and a marker-seeded watershed. Hand-written to keep the crate free of heavy
-//! image-processing dependencies; each is a few lines.
+//! connected components, distance-transform peaks and a seeded geodesic (travel-time) split.
+//! Hand-written to keep the crate free of heavy image-processing dependencies; each is a few lines.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
