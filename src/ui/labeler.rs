@@ -3,13 +3,14 @@
 
 use lamina_core::edit::{add_instance, erase, instance_at, instance_from_mask, paint_into};
 use lamina_core::mask::Mask;
+use lamina_core::model::{Instance, Ontology};
 use lamina_core::model::{Prompt, Provenance, Tool};
-use lamina_core::overlay::compose_overlay_rgba;
+use lamina_core::overlay::{changed_region, clip_region, compose_overlay_region_rgba};
 use lamina_core::polygon::rasterize_polygon;
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::{Clamped, JsCast};
+use wasm_bindgen::{Clamped, JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData, PointerEvent, WheelEvent};
 
 use crate::state::{new_id, now, AppState, ScreenFromImage, ToolKind};
@@ -41,6 +42,15 @@ enum Drag {
 
 /// Screen distance a press must travel before the suggestion tool treats it as a box, not a click.
 const BOX_DRAG_SCREEN_PX: f64 = 4.0;
+
+/// What the instance layer shows, so the next redraw can be limited to what changed.
+struct ShownLayer {
+    canvas: HtmlCanvasElement,
+    size: (u32, u32),
+    instances: Vec<Instance>,
+    selected: Option<String>,
+    ontology: Ontology,
+}
 
 /// Screen distance under which a click closes the polygon on its first vertex.
 const CLOSE_POLYGON_SCREEN_PX: f64 = 8.0;
@@ -261,33 +271,61 @@ pub fn Labeler(state: AppState) -> impl IntoView {
         id
     });
 
-    // Redraw the instance layer when labels, selection or class colours change.
-    Effect::new(move |_| {
+    // Redraw the instance layer when labels, selection or class colours change: only the area an edit
+    // touched, unless the image, its canvas or the colours changed.
+    Effect::new(move |prev: Option<Option<ShownLayer>>| {
         let instances = state.instances.get();
         let selected = state.selected.get();
         let ontology = state.ontology();
         let (Some(canvas), Some((w, h))) = (overlay.get(), size()) else {
-            return;
+            return None;
         };
+        let mut full = true;
         if canvas.width() != w || canvas.height() != h {
             canvas.set_width(w);
             canvas.set_height(h);
+        } else if let Some(Some(p)) = &prev {
+            let same_canvas = JsValue::from(&p.canvas) == JsValue::from(&canvas);
+            full = !same_canvas || p.ontology != ontology || p.size != (w, h);
         }
+        let region = if full {
+            Some([0, 0, w, h])
+        } else {
+            prev.as_ref().and_then(Option::as_ref).and_then(|p| {
+                changed_region(
+                    &p.instances,
+                    &instances,
+                    p.selected.as_deref(),
+                    selected.as_deref(),
+                )
+            })
+        };
         let colour = |i: &lamina_core::model::Instance| {
             ontology.class(&i.class_id).map(|c| c.color.as_str())
         };
-        let Some(ctx) = context_2d(&canvas) else {
-            return;
-        };
-        match compose_overlay_rgba(w, h, &instances, colour, selected.as_deref()) {
-            Ok(rgba) => {
-                if let Ok(data) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), w, h)
-                {
-                    let _ = ctx.put_image_data(&data, 0.0, 0.0);
+        if let (Some(ctx), Some(region)) = (context_2d(&canvas), region) {
+            match compose_overlay_region_rgba(w, h, &instances, colour, selected.as_deref(), region)
+            {
+                Ok(rgba) => {
+                    let [x, y, rw, rh] = clip_region(region, w, h);
+                    if rw > 0 && rh > 0 {
+                        if let Ok(data) =
+                            ImageData::new_with_u8_clamped_array_and_sh(Clamped(&rgba), rw, rh)
+                        {
+                            let _ = ctx.put_image_data(&data, f64::from(x), f64::from(y));
+                        }
+                    }
                 }
+                Err(e) => state.error(format!("a stored mask is damaged: {e}")),
             }
-            Err(e) => state.error(format!("a stored mask is damaged: {e}")),
         }
+        Some(ShownLayer {
+            canvas,
+            size: (w, h),
+            instances,
+            selected,
+            ontology,
+        })
     });
 
     // The draft layer follows the image size and the polygon being drawn.
