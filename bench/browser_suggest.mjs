@@ -84,19 +84,20 @@ async function session(browser, serverUrl, n) {
     await page.mouse.move(...at(p), { steps: 3 });
     await record('hover', before);
     for (const [dx, dy, negative] of [[0, 0, false], [3, 1, false], [12, 12, true]]) {
-      before = await seq();
       await page.mouse.move(...at([p[0] + dx, p[1] + dy]));
       if (negative) await page.keyboard.down('Alt');
       await page.mouse.down();
+      // A hover preview of the approach may land before the release; one answered after it is dropped.
+      before = await seq();
       await page.mouse.up();
       if (negative) await page.keyboard.up('Alt');
       await record('click', before);
     }
     await page.keyboard.press('Escape');
-    before = await seq();
     await page.mouse.move(...at([p[0] - 10, p[1] - 10]));
     await page.mouse.down();
     await page.mouse.move(...at([p[0] + 10, p[1] + 10]), { steps: 4 });
+    before = await seq();
     await page.mouse.up();
     await record('box', before);
     await page.keyboard.press('Enter');

@@ -37,7 +37,9 @@ async function readyTile(t, name, options = {}) {
   return { page, context };
 }
 
-const seq = async (page) => Number(await byId(page, 'suggest-status').getAttribute('data-seq'));
+/** Suggestions drawn so far (-1 when the suggestion tool is not on). */
+const seq = (page) =>
+  page.evaluate(() => Number(document.querySelector('[data-testid=suggest-status]')?.dataset.seq ?? -1));
 
 /** Waits for the next suggestion drawn after `before` answers. */
 const nextSuggestion = (page, before, what) => until(() => seq(page), (n) => n > before, what, 30_000);
@@ -61,19 +63,25 @@ async function moveTo(page, p, steps = 1) {
   await page.mouse.move(x, y, { steps });
 }
 
+// Both return the suggestion count just before the pointer is released: a hover preview of the approach
+// may still be drawn before that, while one answered later is stale and dropped by the app.
 async function clickAt(page, p, { negative = false } = {}) {
   await moveTo(page, p);
   if (negative) await page.keyboard.down('Alt');
   await page.mouse.down();
+  const before = await seq(page);
   await page.mouse.up();
   if (negative) await page.keyboard.up('Alt');
+  return before;
 }
 
 async function dragBox(page, a, b) {
   await moveTo(page, a);
   await page.mouse.down();
   await moveTo(page, b, 6);
+  const before = await seq(page);
   await page.mouse.up();
+  return before;
 }
 
 const isGreen = ([r, g, b, a]) => a > 200 && g > 150 && r < 100;
@@ -90,12 +98,10 @@ test('hover previews; clicks and a box become labels with provenance that surviv
   assert.equal(await count(page, 'instance-count'), 0, 'a preview is not a label');
 
   // Click: the working mask, with a green marker; Alt-click adds a red (negative) one; Ctrl+Z takes it back.
-  before = await seq(page);
-  await clickAt(page, CLICK);
+  before = await clickAt(page, CLICK);
   await nextSuggestion(page, before, 'the working mask of a click');
   assert.ok(isGreen(await layerPixel(page, CLICK)), 'a positive marker where the user clicked');
-  before = await seq(page);
-  await clickAt(page, [40, 200], { negative: true });
+  before = await clickAt(page, [40, 200], { negative: true });
   await nextSuggestion(page, before, 'the mask refined by a negative click');
   assert.ok(isRed(await layerPixel(page, [40, 200])), 'a negative marker');
   assert.equal(await text(page, 'suggest-prompts'), '2 prompts: 1 include, 1 exclude');
@@ -114,11 +120,13 @@ test('hover previews; clicks and a box become labels with provenance that surviv
   await until(() => layerArea(page), (n) => n === 0, 'the suggestion layer cleared after accepting');
 
   // A box: dragged, decoded, accepted.
-  before = await seq(page);
-  await dragBox(page, ...BOX);
+  before = await dragBox(page, ...BOX);
   await nextSuggestion(page, before, 'the mask of a box');
+  await page.screenshot({ path: path.join(OUT, 'suggest-box.png') });
   await page.keyboard.press('Enter');
-  await waitCount(page, 'instance-count', 2);
+  await waitCount(page, 'instance-count', 2).catch(async (e) => {
+    throw new Error(`${e.message}; notice: ${await text(page, 'info')} ${await text(page, 'error')}`);
+  });
 
   // The screenshot to look at: two accepted labels and a live hover preview (a CI artifact).
   before = await seq(page);
@@ -127,8 +135,7 @@ test('hover previews; clicks and a box become labels with provenance that surviv
   await page.screenshot({ path: path.join(OUT, 'suggest-view.png') });
 
   // Esc cancels a suggestion in progress; nothing is added.
-  before = await seq(page);
-  await clickAt(page, [200, 200]);
+  before = await clickAt(page, [200, 200]);
   await nextSuggestion(page, before, 'a third suggestion');
   await page.keyboard.press('Escape');
   await until(() => layerArea(page), (n) => n === 0, 'Esc cleared the suggestion');
@@ -143,6 +150,7 @@ test('hover previews; clicks and a box become labels with provenance that surviv
   await page.reload();
   await waitImage(page);
   await waitCount(page, 'instance-count', 2);
+  await until(() => text(page, 'model-status'), (v) => /^ready: /.test(v || ''), 'the model after reload', 60_000);
   const bundleFile = await exportTo(page, 'export-bundle', 'suggest');
   const cocoFile = await exportTo(page, 'export-coco', 'suggest');
   const bundle = readJson(bundleFile);
