@@ -127,6 +127,16 @@ def train_step(model, opt, batch_imgs, batch_masks, rng, args):
 
     emb = model.encoder(x)
     emb_b = emb[torch.tensor(tile_of)]
+    # dense auxiliary loss: foreground and instance boundaries (a label differs within the 3x3 neighbourhood)
+    lab = torch.stack(batch_masks)[:, None].float()
+    fg = (lab > 0).float()
+    mx = F.max_pool2d(lab, 3, 1, 1)
+    mn = -F.max_pool2d(-lab, 3, 1, 1)
+    bd = ((mx != mn) & (lab > 0)).float()
+    tgt = F.avg_pool2d(torch.cat([fg, bd], 1), nm.S // nm.L)
+    aux = model.aux_logits(emb)
+    aux_loss = F.binary_cross_entropy_with_logits(aux[:, 0], tgt[:, 0]) + F.binary_cross_entropy_with_logits(
+        aux[:, 1], tgt[:, 1], pos_weight=torch.tensor(3.0))
     mask_in = torch.zeros(b, 1, nm.L, nm.L)
     has = torch.zeros(b)
     with torch.no_grad():
@@ -163,12 +173,12 @@ def train_step(model, opt, batch_imgs, batch_masks, rng, args):
             union = (p | g).sum((1, 2)).float()
             true_iou[k] = inter / union.clamp(min=1)
     iou_loss = torch.stack([F.mse_loss(iou[:, k], true_iou[k]) for k in ks]).mean()
-    total = loss + iou_loss
+    total = loss + iou_loss + args.aux_weight * aux_loss
     opt.zero_grad(set_to_none=True)
     total.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
-    return {"loss": float(loss.detach()), "iou_loss": float(iou_loss.detach()), "mode": mode, "n_corr": n_corr,
+    return {"loss": float(loss.detach()), "iou_loss": float(iou_loss.detach()), "aux_loss": float(aux_loss.detach()), "mode": mode, "n_corr": n_corr,
             "iou0": float(true_iou[0].mean())}
 
 
@@ -189,6 +199,9 @@ def cmd_train(args):
     sel.sort()
     print(f"loaded {len(imgs)} train / {len(dimgs)} dev tiles in {time.time() - t0:.0f}s", flush=True)
     model = nm.Model()
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location="cpu")["model"])
+        print(f"initialised from {args.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = min(100, args.steps // 10)
 
@@ -225,6 +238,7 @@ def cmd_train(args):
             msg = {"step": step + 1, "elapsed_s": round(el), "lr": lr_at(step),
                    "loss": float(np.mean([q["loss"] for q in run])),
                    "iou_loss": float(np.mean([q["iou_loss"] for q in run])),
+                   "aux_loss": float(np.mean([q["aux_loss"] for q in run])),
                    "train_iou0": float(np.mean([q["iou0"] for q in run]))}
             run = []
             print(json.dumps(msg), flush=True)
@@ -339,7 +353,7 @@ def make_golden(out):
         shutil.rmtree(gdir)
     os.makedirs(gdir)
     tile = os.path.join(DATA, TILE_REL)
-    shutil.copy(tile, os.path.join(gdir, "source_tile.png"))
+    shutil.copyfile(tile, os.path.join(gdir, "source_tile.png"))
     im = Image.open(tile).convert("RGB")
     w, h = im.size
     s = nm.S
@@ -499,6 +513,8 @@ def main():
     t.add_argument("--inst-per-tile", type=int, default=4)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--init", default=None, help="start from this checkpoint's weights (a second stage)")
+    t.add_argument("--aux-weight", type=float, default=1.0, help="weight of the dense foreground/boundary loss")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--eval-every", type=int, default=250)
     t.add_argument("--dev-tiles", type=int, default=16, help="dev tiles used for checkpoint selection")

@@ -151,3 +151,11 @@ class Model(nn.Module):
         super().__init__()
         self.encoder = Encoder()
         self.decoder = Decoder()
+        # training only (not exported): dense nucleus foreground + boundary logits at 128x128, read linearly
+        # from the embedding, so that every pixel of every tile supervises the encoder
+        self.aux = nn.Conv2d(C, 2 * 16, 1)
+
+    def aux_logits(self, emb):
+        b = emb.shape[0]
+        x = self.aux(emb).reshape(b, 2, 4, 4, E, E).permute(0, 1, 4, 2, 5, 3)
+        return x.reshape(b, 2, 4 * E, 4 * E)
