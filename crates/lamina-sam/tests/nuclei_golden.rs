@@ -1,0 +1,215 @@
+//! Parity with onnxruntime for the shipped nuclei model (models/nuclei-v1, made by
+//! models/tools/train_nuclei.py): its golden outputs, computed by onnxruntime on one thread, must come out
+//! of our engine within 1e-4 relative. Same machinery as golden.rs (the sam-tiny fixture); this model has
+//! S = 256 (a 256x256 tile is not resized), a [1,128,32,32] embedding and 128x128 low-res masks.
+
+use std::path::{Path, PathBuf};
+
+use lamina_sam::engine::{Embedding, Prompts};
+use lamina_sam::preprocess::model_input_from_image;
+use lamina_sam::{load_dir, DecoderVariant, ModelFromImage, SamEngine};
+use serde_json::Value;
+use tract_onnx::data_resolver::FopenDataResolver;
+use tract_onnx::tensor::{load_tensor, proto_from_reader};
+
+fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/nuclei-v1")
+}
+
+fn index() -> Value {
+    let text = std::fs::read_to_string(model_dir().join("golden/index.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn case(name: &str) -> Value {
+    index()["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no golden case {name}"))
+}
+
+fn golden(case: &Value, side: &str, name: &str) -> Vec<f32> {
+    let entry = case[side]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap();
+    let path = model_dir()
+        .join("golden")
+        .join(entry["file"].as_str().unwrap());
+    let proto = proto_from_reader(std::fs::File::open(&path).unwrap()).unwrap();
+    let tensor = load_tensor(&FopenDataResolver, &proto, None).unwrap();
+    tensor
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+fn engine() -> SamEngine {
+    load_dir(&model_dir(), DecoderVariant::LowRes).unwrap()
+}
+
+/// The encoder's golden input, stored as an 8-bit image and normalised here as the script did.
+fn encoder_input(engine: &SamEngine) -> Vec<f32> {
+    let c = case("encoder");
+    let file = c["inputs"][0]["file"].as_str().unwrap();
+    let resized = image::open(model_dir().join("golden").join(file))
+        .unwrap()
+        .to_rgb8();
+    let (m, s) = (engine.manifest.pixel_mean, engine.manifest.pixel_std);
+    let size = engine.manifest.input_size as usize;
+    let mut input = vec![0.0f32; 3 * size * size];
+    for (x, y, px) in resized.enumerate_pixels() {
+        for ch in 0..3 {
+            input[ch * size * size + y as usize * size + x as usize] =
+                (f32::from(px[ch]) - m[ch]) / s[ch];
+        }
+    }
+    input
+}
+
+fn assert_close(what: &str, ours: &[f32], reference: &[f32]) {
+    assert_eq!(ours.len(), reference.len(), "{what}: length");
+    let worst = ours
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1e-4,
+        "{what}: worst relative difference {worst:e} > 1e-4"
+    );
+}
+
+fn transform(e: &SamEngine) -> ModelFromImage {
+    ModelFromImage::new(256, 256, e.manifest.input_size)
+}
+
+fn embedding(e: &SamEngine) -> Embedding {
+    Embedding {
+        values: golden(&case("encoder"), "outputs", "image_embeddings"),
+        shape: e.manifest.embedding_shape,
+        transform: transform(e),
+    }
+}
+
+fn prompts_of(e: &SamEngine, case: &Value) -> Prompts {
+    let coords = golden(case, "inputs", "point_coords");
+    let labels = golden(case, "inputs", "point_labels");
+    let t = transform(e);
+    let mut prompts = Prompts::default();
+    let mut corners = Vec::new();
+    for (k, label) in labels.iter().enumerate() {
+        let p = t.image_from_model(f64::from(coords[2 * k]), f64::from(coords[2 * k + 1]));
+        match *label as i32 {
+            1 => prompts.points_image.push((p, true)),
+            0 => prompts.points_image.push((p, false)),
+            2 | 3 => corners.push(p),
+            _ => {} // the padding point: the engine adds it itself
+        }
+    }
+    if let [a, b] = corners[..] {
+        prompts.box_image = Some([a[0], a[1], b[0], b[1]]);
+    }
+    if golden(case, "inputs", "has_mask_input")[0] > 0.5 {
+        prompts.mask_input_low_res = Some(golden(case, "inputs", "mask_input"));
+    }
+    prompts
+}
+
+#[test]
+fn manifest_describes_a_256_input_with_128_low_res_masks() {
+    let e = engine();
+    assert_eq!(e.manifest.input_size, 256);
+    assert_eq!(e.manifest.embedding_shape, [1, 128, 32, 32]);
+    assert_eq!(e.manifest.low_res_mask_size, 128);
+}
+
+#[test]
+fn nuclei_encoder_matches_onnxruntime() {
+    let e = engine();
+    let emb = e
+        .encode_model_input(&encoder_input(&e), transform(&e))
+        .unwrap();
+    assert_close(
+        "image_embeddings",
+        &emb.values,
+        &golden(&case("encoder"), "outputs", "image_embeddings"),
+    );
+}
+
+#[test]
+fn a_256_tile_is_not_resized_so_preprocessing_is_exact() {
+    let tile = image::open(model_dir().join("golden/source_tile.png"))
+        .unwrap()
+        .to_rgb8();
+    let e = engine();
+    let ours = model_input_from_image(&tile, &e.manifest);
+    let reference = encoder_input(&e);
+    let max = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max < 1e-6, "max {max}");
+}
+
+#[test]
+fn nuclei_decoder_matches_onnxruntime_for_points_box_and_mask_input() {
+    let e = engine();
+    let emb = embedding(&e);
+    for name in [
+        "low_res_one_point",
+        "low_res_two_pos_one_neg",
+        "low_res_box",
+        "low_res_point_mask",
+    ] {
+        let c = case(name);
+        let decoded = e.decode(&emb, &prompts_of(&e, &c)).unwrap();
+        let ious: Vec<f32> = decoded
+            .candidates
+            .iter()
+            .map(|k| k.iou_prediction)
+            .collect();
+        assert_close(
+            &format!("{name} iou_predictions"),
+            &ious,
+            &golden(&c, "outputs", "iou_predictions"),
+        );
+        let low: Vec<f32> = decoded
+            .candidates
+            .iter()
+            .flat_map(|k| k.low_res_logits.iter().copied())
+            .collect();
+        assert_close(
+            &format!("{name} low_res_masks"),
+            &low,
+            &golden(&c, "outputs", "low_res_masks"),
+        );
+    }
+}
+
+#[test]
+fn one_click_on_a_nucleus_gives_a_nucleus_sized_mask_around_it() {
+    // End to end through the public API: encode the tile, click the nucleus of the golden prompt.
+    let e = engine();
+    let tile = image::open(model_dir().join("golden/source_tile.png"))
+        .unwrap()
+        .to_rgb8();
+    let emb = e.encode(&tile).unwrap();
+    let c = case("low_res_one_point");
+    let decoded = e.decode(&emb, &prompts_of(&e, &c)).unwrap();
+    assert!((1..4).contains(&decoded.best));
+    let mask = e.mask(&decoded.candidates[decoded.best], &emb.transform);
+    let area = mask.area();
+    assert!((30..5000).contains(&area), "area {area}");
+    let p = prompts_of(&e, &c).points_image[0].0;
+    let (x, y) = (p[0] as usize, p[1] as usize);
+    assert_eq!(mask.data[y * 256 + x], 1, "the clicked pixel is in the mask");
+}

@@ -1,0 +1,1 @@
+Biou_predictionsJPeJ?b“?@Î;‡Ä5<

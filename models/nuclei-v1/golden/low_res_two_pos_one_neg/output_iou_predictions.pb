@@ -1,0 +1,1 @@
+Biou_predictionsJî5?÷K?€òþ; ô<
