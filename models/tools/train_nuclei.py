@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Train Lamina's default promptable nuclei model (models/nuclei-v1) and export it in the SAM ONNX contract.
 
-    nice -n 10 python3 models/tools/train_nuclei.py train --out /tmp/nuclei-run --steps 1200 --seed 0
-    python3 models/tools/train_nuclei.py export --ckpt /tmp/nuclei-run/best.pt --out models/nuclei-v1
+    OMP_NUM_THREADS=1 nice -n 10 python3 models/tools/train_nuclei.py train --out /tmp/nuclei-run2 --steps 1200 --eval-every 300 --seed 0
+    python3 models/tools/train_nuclei.py export --ckpt /tmp/nuclei-run2/best.pt --out models/nuclei-v1 --eval
 
 `train` trains on shared/data/nuinsseg-train (manifest items only), selects the checkpoint on a fixed
 subset of shared/data/nuinsseg-dev with the simulated-click evaluator (nuclei/evaluate.py), and writes
