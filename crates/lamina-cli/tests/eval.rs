@@ -187,3 +187,52 @@ fn bad_input_is_named() {
     assert_eq!(err["ok"], false);
     assert!(err["error"].as_str().unwrap().contains("8x8"), "{err}");
 }
+
+/// The shipped default model, run the way a user runs it (from the repo root, no `--model`), reproduces
+/// the check figures its model card states for the first dev tiles. The engine is deterministic, so the
+/// margin only absorbs float differences between machines; a changed model, engine or simulator fails it.
+#[test]
+fn the_default_model_reproduces_its_model_card_on_dev_tiles() {
+    let card: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("models/nuclei-v1/eval.json")).unwrap(),
+    )
+    .unwrap();
+    let check = &card["ci_check"];
+    let limit = check["limit"].as_u64().unwrap().to_string();
+    let data = data_dir();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .current_dir(repo_root())
+        .args(["--json", "eval", "noc", "--data", data.to_str().unwrap()])
+        .args(["--limit", &limit])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        r["model"], card["model"],
+        "the default is the shipped model"
+    );
+    assert_eq!(r["n_instances"], check["figures"]["n_instances"]);
+    for (key, margin) in [
+        ("noc85", 0.3),
+        ("noc90", 0.3),
+        ("miou1", 0.02),
+        ("miou3", 0.02),
+        ("miou5", 0.02),
+        ("box_iou", 0.02),
+        ("box_iou_loose", 0.02),
+    ] {
+        let (got, want) = (
+            r[key].as_f64().unwrap(),
+            check["figures"][key].as_f64().unwrap(),
+        );
+        assert!(
+            (got - want).abs() <= margin,
+            "{key}: {got} vs the card's {want} (margin {margin})"
+        );
+    }
+}
