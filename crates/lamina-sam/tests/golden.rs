@@ -2,86 +2,31 @@
 //! by onnxruntime on one thread, must come out of our engine within 1e-4 relative. The decoder cases go
 //! through the public API (prompts in image pixels), so the coordinate transform is checked too.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use lamina_sam::engine::{Embedding, Prompts};
 use lamina_sam::preprocess::model_input_from_image;
 use lamina_sam::{load_dir, DecoderVariant, ModelFromImage, SamEngine};
 use serde_json::Value;
-use tract_onnx::data_resolver::FopenDataResolver;
-use tract_onnx::tensor::{load_tensor, proto_from_reader};
+
+mod common;
+
+use common::assert_close;
 
 fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/fixtures/sam-tiny")
-}
-
-fn index() -> Value {
-    let text = std::fs::read_to_string(fixture().join("golden/index.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    common::model_dir("models/fixtures/sam-tiny")
 }
 
 fn case(name: &str) -> Value {
-    index()["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-        .unwrap()
+    common::case(&fixture(), name)
 }
 
-/// A golden tensor of `case` by I/O name, flattened.
 fn golden(case: &Value, side: &str, name: &str) -> Vec<f32> {
-    let entry = case[side]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .unwrap();
-    let path = fixture()
-        .join("golden")
-        .join(entry["file"].as_str().unwrap());
-    let proto = proto_from_reader(std::fs::File::open(&path).unwrap()).unwrap();
-    let tensor = load_tensor(&FopenDataResolver, &proto, None).unwrap();
-    tensor
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
+    common::tensor(&fixture(), case, side, name)
 }
 
-/// The encoder's golden input: stored as the PIL-resized 8-bit image, normalised here exactly as the
-/// fixture script did (see `encoding` in index.json).
 fn encoder_input(engine: &SamEngine) -> Vec<f32> {
-    let c = case("encoder");
-    let file = c["inputs"][0]["file"].as_str().unwrap();
-    let resized = image::open(fixture().join("golden").join(file))
-        .unwrap()
-        .to_rgb8();
-    let (m, s) = (engine.manifest.pixel_mean, engine.manifest.pixel_std);
-    let size = engine.manifest.input_size as usize;
-    let mut input = vec![0.0f32; 3 * size * size];
-    for (x, y, px) in resized.enumerate_pixels() {
-        for ch in 0..3 {
-            input[ch * size * size + y as usize * size + x as usize] =
-                (f32::from(px[ch]) - m[ch]) / s[ch];
-        }
-    }
-    input
-}
-
-fn assert_close(what: &str, ours: &[f32], reference: &[f32]) {
-    assert_eq!(ours.len(), reference.len(), "{what}: length");
-    let worst = ours
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= 1e-4,
-        "{what}: worst relative difference {worst:e} > 1e-4"
-    );
+    common::encoder_input(&fixture(), &engine.manifest)
 }
 
 fn transform() -> ModelFromImage {
@@ -89,37 +34,11 @@ fn transform() -> ModelFromImage {
 }
 
 fn embedding() -> Embedding {
-    let values = golden(&case("encoder"), "outputs", "image_embeddings");
-    Embedding {
-        values,
-        shape: [1, 32, 64, 64],
-        transform: transform(),
-    }
+    common::embedding(&fixture(), [1, 32, 64, 64], transform())
 }
 
-/// The golden decoder inputs turned back into what a user gave, in image pixels.
 fn prompts_of(case: &Value) -> Prompts {
-    let coords = golden(case, "inputs", "point_coords");
-    let labels = golden(case, "inputs", "point_labels");
-    let mut prompts = Prompts::default();
-    let mut corners = Vec::new();
-    for (k, label) in labels.iter().enumerate() {
-        let p =
-            transform().image_from_model(f64::from(coords[2 * k]), f64::from(coords[2 * k + 1]));
-        match *label as i32 {
-            1 => prompts.points_image.push((p, true)),
-            0 => prompts.points_image.push((p, false)),
-            2 | 3 => corners.push(p),
-            _ => {} // SAM's padding point: the engine adds it itself.
-        }
-    }
-    if let [a, b] = corners[..] {
-        prompts.box_image = Some([a[0], a[1], b[0], b[1]]);
-    }
-    if golden(case, "inputs", "has_mask_input")[0] > 0.5 {
-        prompts.mask_input_low_res = Some(golden(case, "inputs", "mask_input"));
-    }
-    prompts
+    common::prompts_of(&fixture(), case, &transform())
 }
 
 fn engine(variant: DecoderVariant) -> SamEngine {

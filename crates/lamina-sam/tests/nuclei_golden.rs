@@ -3,88 +3,35 @@
 //! of our engine within 1e-4 relative. Same machinery as golden.rs (the sam-tiny fixture); this model has
 //! S = 256 (a 256x256 tile is not resized), a [1,128,32,32] embedding and 128x128 low-res masks.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use lamina_sam::engine::{Embedding, Prompts};
 use lamina_sam::preprocess::model_input_from_image;
 use lamina_sam::{load_dir, DecoderVariant, ModelFromImage, SamEngine};
 use serde_json::Value;
-use tract_onnx::data_resolver::FopenDataResolver;
-use tract_onnx::tensor::{load_tensor, proto_from_reader};
+
+mod common;
+
+use common::assert_close;
 
 fn model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/nuclei-v1")
-}
-
-fn index() -> Value {
-    let text = std::fs::read_to_string(model_dir().join("golden/index.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
+    common::model_dir("models/nuclei-v1")
 }
 
 fn case(name: &str) -> Value {
-    index()["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .cloned()
-        .unwrap_or_else(|| panic!("no golden case {name}"))
+    common::case(&model_dir(), name)
 }
 
 fn golden(case: &Value, side: &str, name: &str) -> Vec<f32> {
-    let entry = case[side]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == name)
-        .unwrap();
-    let path = model_dir()
-        .join("golden")
-        .join(entry["file"].as_str().unwrap());
-    let proto = proto_from_reader(std::fs::File::open(&path).unwrap()).unwrap();
-    let tensor = load_tensor(&FopenDataResolver, &proto, None).unwrap();
-    tensor
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
+    common::tensor(&model_dir(), case, side, name)
 }
 
 fn engine() -> SamEngine {
     load_dir(&model_dir(), DecoderVariant::LowRes).unwrap()
 }
 
-/// The encoder's golden input, stored as an 8-bit image and normalised here as the script did.
 fn encoder_input(engine: &SamEngine) -> Vec<f32> {
-    let c = case("encoder");
-    let file = c["inputs"][0]["file"].as_str().unwrap();
-    let resized = image::open(model_dir().join("golden").join(file))
-        .unwrap()
-        .to_rgb8();
-    let (m, s) = (engine.manifest.pixel_mean, engine.manifest.pixel_std);
-    let size = engine.manifest.input_size as usize;
-    let mut input = vec![0.0f32; 3 * size * size];
-    for (x, y, px) in resized.enumerate_pixels() {
-        for ch in 0..3 {
-            input[ch * size * size + y as usize * size + x as usize] =
-                (f32::from(px[ch]) - m[ch]) / s[ch];
-        }
-    }
-    input
-}
-
-fn assert_close(what: &str, ours: &[f32], reference: &[f32]) {
-    assert_eq!(ours.len(), reference.len(), "{what}: length");
-    let worst = ours
-        .iter()
-        .zip(reference)
-        .map(|(a, b)| (a - b).abs() / (1.0 + b.abs()))
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= 1e-4,
-        "{what}: worst relative difference {worst:e} > 1e-4"
-    );
+    common::encoder_input(&model_dir(), &engine.manifest)
 }
 
 fn transform(e: &SamEngine) -> ModelFromImage {
@@ -92,35 +39,11 @@ fn transform(e: &SamEngine) -> ModelFromImage {
 }
 
 fn embedding(e: &SamEngine) -> Embedding {
-    Embedding {
-        values: golden(&case("encoder"), "outputs", "image_embeddings"),
-        shape: e.manifest.embedding_shape,
-        transform: transform(e),
-    }
+    common::embedding(&model_dir(), e.manifest.embedding_shape, transform(e))
 }
 
 fn prompts_of(e: &SamEngine, case: &Value) -> Prompts {
-    let coords = golden(case, "inputs", "point_coords");
-    let labels = golden(case, "inputs", "point_labels");
-    let t = transform(e);
-    let mut prompts = Prompts::default();
-    let mut corners = Vec::new();
-    for (k, label) in labels.iter().enumerate() {
-        let p = t.image_from_model(f64::from(coords[2 * k]), f64::from(coords[2 * k + 1]));
-        match *label as i32 {
-            1 => prompts.points_image.push((p, true)),
-            0 => prompts.points_image.push((p, false)),
-            2 | 3 => corners.push(p),
-            _ => {} // the padding point: the engine adds it itself
-        }
-    }
-    if let [a, b] = corners[..] {
-        prompts.box_image = Some([a[0], a[1], b[0], b[1]]);
-    }
-    if golden(case, "inputs", "has_mask_input")[0] > 0.5 {
-        prompts.mask_input_low_res = Some(golden(case, "inputs", "mask_input"));
-    }
-    prompts
+    common::prompts_of(&model_dir(), case, &transform(e))
 }
 
 #[test]
@@ -211,5 +134,9 @@ fn one_click_on_a_nucleus_gives_a_nucleus_sized_mask_around_it() {
     assert!((30..5000).contains(&area), "area {area}");
     let p = prompts_of(&e, &c).points_image[0].0;
     let (x, y) = (p[0] as usize, p[1] as usize);
-    assert_eq!(mask.data[y * 256 + x], 1, "the clicked pixel is in the mask");
+    assert_eq!(
+        mask.data[y * 256 + x],
+        1,
+        "the clicked pixel is in the mask"
+    );
 }
