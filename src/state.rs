@@ -201,6 +201,41 @@ impl AppState {
         self.assets.with(|a| a.get(i).cloned())
     }
 
+    /// A new instance of the current class on the current image, made by `tool` from `mask_image`, with its
+    /// provenance (prompts in image pixels, the model if one made it). `None`, with the reason shown, when
+    /// no image is open or no class is picked.
+    pub fn new_instance(
+        &self,
+        mask_image: &lamina_core::mask::Mask,
+        tool: lamina_core::model::Tool,
+        prompts: Vec<lamina_core::model::Prompt>,
+        model_id: Option<String>,
+    ) -> Option<Instance> {
+        let record = self.current_record_now()?;
+        let class_id = self.class_id.get_untracked();
+        if self.ontology_now().class(&class_id).is_none() {
+            self.error("pick a class first (keys 1-9 or the list on the right)");
+            return None;
+        }
+        let author = self.author.get_untracked();
+        let t = now();
+        let provenance = lamina_core::model::Provenance {
+            tool,
+            prompts,
+            model_id,
+            author: (!author.is_empty()).then_some(author),
+            created: t.clone(),
+            updated: t,
+        };
+        Some(lamina_core::edit::instance_from_mask(
+            new_id(),
+            record.asset.id,
+            class_id,
+            mask_image,
+            provenance,
+        ))
+    }
+
     pub fn current_record_now(&self) -> Option<AssetRecord> {
         let i = self.current.get_untracked();
         self.assets.with_untracked(|a| a.get(i).cloned())

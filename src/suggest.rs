@@ -6,16 +6,15 @@
 //! image) is dropped. Hover keeps at most one request in flight and remembers only the newest pointer
 //! position meanwhile, so a fast mouse costs one decode per answer, never a queue.
 
-use lamina_core::edit::{add_suggestion, instance_from_mask};
+use lamina_core::edit::add_suggestion;
 use lamina_core::mask::Mask;
-use lamina_core::model::Provenance;
 use lamina_core::rle::Rle;
 use lamina_core::suggest::{SegmentRequest, SuggestSession};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::model::{EmbeddingStatus, ModelStatus};
-use crate::state::{new_id, now, AppState};
+use crate::state::AppState;
 use crate::worker_client::{self, CANCELLED};
 
 /// The mask shown for the current prompts (or under the cursor).
@@ -207,15 +206,9 @@ pub fn leave(state: AppState) {
     state.suggest.hover_next.set_value(None);
 }
 
-fn run_session(state: AppState, event_ms: f64, accept_after: bool) {
+/// Decodes the session's prompts into the working mask.
+fn run_session(state: AppState, handle: u32, event_ms: f64, accept_after: bool) {
     let s = state.suggest;
-    let handle = match ready_handle(&state) {
-        Ok(h) => h,
-        Err(e) => {
-            cancel(state);
-            return state.info(e);
-        }
-    };
     let rev = s.bump();
     s.preview.set(None);
     let request = s.session.with_untracked(SuggestSession::request);
@@ -234,58 +227,53 @@ fn run_session(state: AppState, event_ms: f64, accept_after: bool) {
 
 /// A click: positive, or negative with Alt or the right button.
 pub fn click(state: AppState, p_image: [f64; 2], positive: bool, event_ms: f64) {
-    if let Err(e) = ready_handle(&state) {
-        return state.info(e);
-    }
+    let handle = match ready_handle(&state) {
+        Ok(h) => h,
+        Err(e) => return state.info(e),
+    };
     let first = !state.suggest.is_editing();
     state
         .suggest
         .session
         .update(|s| s.add_point(p_image[0], p_image[1], positive));
     let quick = first && positive && state.suggest.quick_commit.get_untracked();
-    run_session(state, event_ms, quick);
+    run_session(state, handle, event_ms, quick);
 }
 
 /// A box dragged from `a_image` to `b_image`.
 pub fn drag_box(state: AppState, a_image: [f64; 2], b_image: [f64; 2], event_ms: f64) {
-    if let Err(e) = ready_handle(&state) {
-        return state.info(e);
-    }
+    let handle = match ready_handle(&state) {
+        Ok(h) => h,
+        Err(e) => return state.info(e),
+    };
     state
         .suggest
         .session
         .update(|s| s.set_box(a_image, b_image));
-    run_session(state, event_ms, false);
+    run_session(state, handle, event_ms, false);
 }
 
-/// Ctrl+Z while editing: removes the last prompt. False when there is no session to undo in.
-pub fn undo_prompt(state: AppState, event_ms: f64) -> bool {
+/// Undo (Ctrl+Z or the button): the last prompt while a suggestion is open, else the last label edit.
+pub fn undo(state: AppState, event_ms: f64) {
     let s = state.suggest;
     if !s.is_editing() {
-        return false;
+        return spawn_local(state.undo());
     }
     s.session.update(|session| {
         session.undo();
     });
-    if s.is_editing() {
-        run_session(state, event_ms, false);
-    } else {
-        cancel(state);
+    match ready_handle(&state) {
+        Ok(handle) if s.is_editing() => run_session(state, handle, event_ms, false),
+        _ => cancel(state),
     }
-    true
 }
 
 /// Enter: the working mask becomes an instance of the current class, with its prompts and model.
 pub fn accept(state: AppState) {
     let s = state.suggest;
-    let (Some(working), Some(record)) = (s.working.get_untracked(), state.current_record_now())
-    else {
+    let Some(working) = s.working.get_untracked() else {
         return;
     };
-    let class_id = state.class_id.get_untracked();
-    if state.ontology_now().class(&class_id).is_none() {
-        return state.error("pick a class first (keys 1-9 or the list on the right)");
-    }
     if working.mask_image.is_empty() {
         return state
             .info("the suggestion is empty: click inside the object, or drag a box around it");
@@ -295,23 +283,14 @@ pub fn accept(state: AppState) {
         ModelStatus::Ready(m) => Some(m.id),
         _ => None,
     };
-    let author = state.author.get_untracked();
-    let t = now();
-    let provenance = Provenance {
-        tool: session.tool(),
-        prompts: session.prompts(),
-        model_id,
-        author: (!author.is_empty()).then_some(author),
-        created: t.clone(),
-        updated: t,
-    };
-    let inst = instance_from_mask(
-        new_id(),
-        record.asset.id,
-        class_id,
+    let Some(inst) = state.new_instance(
         &working.mask_image,
-        provenance,
-    );
+        session.tool(),
+        session.prompts(),
+        model_id,
+    ) else {
+        return;
+    };
     let id = inst.id.clone();
     cancel(state);
     match add_suggestion(&state.instances.get_untracked(), inst) {

@@ -1,10 +1,10 @@
 //! The labeling view: the image and two canvas layers at image resolution (all instances; the stroke or
 //! shape being drawn), placed by one CSS transform, so zoom and pan redraw nothing.
 
-use lamina_core::edit::{add_instance, erase, instance_at, instance_from_mask, paint_into};
+use lamina_core::edit::{add_instance, erase, instance_at, paint_into};
 use lamina_core::mask::Mask;
 use lamina_core::model::{Instance, Ontology};
-use lamina_core::model::{Prompt, Provenance, Tool};
+use lamina_core::model::{Prompt, Tool};
 use lamina_core::overlay::{changed_region, clip_region, compose_overlay_region_rgba};
 use lamina_core::polygon::rasterize_polygon;
 use leptos::html;
@@ -13,7 +13,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::{Clamped, JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData, PointerEvent, WheelEvent};
 
-use crate::state::{new_id, now, AppState, ScreenFromImage, ToolKind};
+use crate::state::{now, AppState, ScreenFromImage, ToolKind};
 use crate::suggest;
 use crate::ui::suggest_layer::{draw_suggestions, EncodingOverlay};
 
@@ -72,38 +72,14 @@ fn class_colour(state: &AppState) -> String {
         .unwrap_or_else(|| "#00e5ff".into())
 }
 
-fn provenance(state: &AppState, tool: Tool, prompts: Vec<Prompt>) -> Provenance {
-    let author = state.author.get_untracked();
-    let t = now();
-    Provenance {
-        tool,
-        prompts,
-        model_id: None,
-        author: (!author.is_empty()).then_some(author),
-        created: t.clone(),
-        updated: t,
-    }
-}
-
 /// A new instance of the current class from `mask_image`, added on top.
 fn add_new(state: AppState, mask_image: Mask, tool: Tool, prompts: Vec<Prompt>) {
     if mask_image.is_empty() {
         return;
     }
-    let Some(record) = state.current_record_now() else {
+    let Some(inst) = state.new_instance(&mask_image, tool, prompts, None) else {
         return;
     };
-    let class_id = state.class_id.get_untracked();
-    if state.ontology_now().class(&class_id).is_none() {
-        return state.error("pick a class first (keys 1-9 or the list on the right)");
-    }
-    let inst = instance_from_mask(
-        new_id(),
-        record.asset.id,
-        class_id,
-        &mask_image,
-        provenance(&state, tool, prompts),
-    );
     let new_id = inst.id.clone();
     match add_instance(&state.instances.get_untracked(), inst) {
         Ok(edit) => spawn_local(async move {
@@ -349,11 +325,12 @@ pub fn Labeler(state: AppState) -> impl IntoView {
     });
 
     // The suggestion layer: preview or working mask, its prompts, and the latency of what was drawn.
+    let scale = Memo::new(move |_| state.view.get().scale);
     Effect::new(move |_| {
         let (Some(canvas), Some((w, h))) = (suggest_canvas.get(), size()) else {
             return;
         };
-        draw_suggestions(&canvas, &state, w, h);
+        draw_suggestions(&canvas, &state, scale, w, h);
     });
 
     let screen_of = move |ev: &PointerEvent| -> [f64; 2] {

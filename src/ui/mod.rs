@@ -86,11 +86,7 @@ fn on_key(state: AppState, ev: KeyboardEvent) {
     match key.as_str() {
         "z" | "Z" if ctrl && ev.shift_key() => spawn_local(state.redo()),
         // While a suggestion is being built, undo takes back its last prompt.
-        "z" | "Z" if ctrl => {
-            if !suggest::undo_prompt(state, ev.time_stamp()) {
-                spawn_local(state.undo())
-            }
-        }
+        "z" | "Z" if ctrl => suggest::undo(state, ev.time_stamp()),
         "y" if ctrl => spawn_local(state.redo()),
         "Enter" if ctrl => spawn_local(state.set_status(LabelStatus::Submitted)),
         "Enter" if state.suggest.is_editing() => suggest::accept(state),
@@ -247,7 +243,7 @@ fn StatusBar(state: AppState) -> impl IntoView {
             <button on:click=move |_| spawn_local(state.go(-1)) title="Previous image (←)">"◀"</button>
             <span data-testid="position">{position}</span>
             <button on:click=move |_| spawn_local(state.go(1)) title="Next image (→)">"▶"</button>
-            <button disabled=move || !state.can_undo() && !state.suggest.session.with(|s| !s.is_empty()) on:click=move |ev| if !suggest::undo_prompt(state, ev.time_stamp()) { spawn_local(state.undo()) } data-testid="undo" title="Ctrl+Z">"Undo"</button>
+            <button disabled=move || !state.can_undo() && !state.suggest.session.with(|s| !s.is_empty()) on:click=move |ev| suggest::undo(state, ev.time_stamp()) data-testid="undo" title="Ctrl+Z">"Undo"</button>
             <button disabled=move || !state.can_redo() on:click=move |_| spawn_local(state.redo()) data-testid="redo" title="Ctrl+Shift+Z">"Redo"</button>
             <span class="status" data-testid="status">{status}</span>
             <button on:click=move |_| spawn_local(state.set_status(LabelStatus::Submitted)) data-testid="submit" title="Ctrl+Enter">"Submit image"</button>

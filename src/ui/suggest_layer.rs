@@ -23,13 +23,20 @@ fn now_ms() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Redraws the layer; tracks the session, both masks, the zoom and the class colour.
-pub fn draw_suggestions(canvas: &HtmlCanvasElement, state: &AppState, w: u32, h: u32) {
+/// Redraws the layer; tracks the session, both masks, `scale` (the zoom, which sizes the prompt markers;
+/// a memo, so panning redraws nothing) and the class colour.
+pub fn draw_suggestions(
+    canvas: &HtmlCanvasElement,
+    state: &AppState,
+    scale: Memo<f64>,
+    w: u32,
+    h: u32,
+) {
     let s = state.suggest;
     let session = s.session.get();
     let working = s.working.get();
     let preview = s.preview.get();
-    let scale = state.view.get().scale;
+    let scale = scale.get();
     let colour = state
         .ontology()
         .class(&state.class_id.get())
