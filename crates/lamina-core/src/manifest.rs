@@ -40,7 +40,7 @@ pub enum ManifestError {
 }
 
 /// Column names accepted for the image location, first match wins.
-const URL_KEYS: [&str; 4] = ["url", "uri", "image_url", "image"];
+const URL_KEYS: [&str; 5] = ["url", "uri", "image_url", "image", "key"];
 
 /// Parses a manifest, telling JSON from CSV by its first non-blank character.
 pub fn parse_manifest(text: &str) -> Result<Manifest, ManifestError> {

@@ -1,0 +1,258 @@
+//! Push and pull over any transport. The browser runs these with `fetch`, the CLI with a blocking client;
+//! both see the same requests, answers and errors.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::batch::{parse_batch_manifest, BatchManifest};
+use crate::endpoint::{check_status, Endpoint, HttpRequest, HttpResponse};
+use crate::fragment::Fragment;
+use crate::ledger::Ledger;
+use crate::{layout, SyncError};
+
+/// Sends requests. A request that never got an answer is `Err(SyncError::Offline)`.
+#[allow(async_fn_in_trait)]
+pub trait Transport {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SyncError>;
+    /// Unix milliseconds: signatures are time-bound and fragments are dated.
+    fn now_ms(&self) -> i64;
+}
+
+/// Delay before retry number `attempt` (0-based) of a transient failure: doubling from 1 s, capped at
+/// one minute, so a server that is down is not hammered and one that is back is found quickly.
+pub fn backoff_ms(attempt: u32) -> u64 {
+    1000u64.saturating_mul(1u64 << attempt.min(6)).min(60_000)
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PushOutcome {
+    pub key: String,
+    pub bytes: usize,
+    /// The server already had these exact bytes (a retried push whose first answer was lost).
+    pub already_there: bool,
+}
+
+/// The cache readers use on hosts that cannot list: every fragment key of a batch.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BatchIndex {
+    pub format: String,
+    pub fragments: BTreeSet<String>,
+}
+
+async fn send_checked<T: Transport>(
+    t: &T,
+    request: HttpRequest,
+) -> Result<HttpResponse, SyncError> {
+    let probe = HttpRequest {
+        body: None,
+        ..request.clone()
+    };
+    let response = t.send(request).await?;
+    check_status(&probe, &response)?;
+    Ok(response)
+}
+
+/// GET that treats 404 as "not there".
+async fn get_optional<T: Transport>(
+    t: &T,
+    endpoint: &Endpoint,
+    key: &str,
+) -> Result<Option<Vec<u8>>, SyncError> {
+    let request = endpoint.get(key, t.now_ms())?;
+    let probe = request.clone();
+    let response = t.send(request).await?;
+    if response.status == 404 {
+        return Ok(None);
+    }
+    check_status(&probe, &response)?;
+    Ok(Some(response.body))
+}
+
+/// Writes one fragment (create-only), then adds it, and every key `known` holds, to the batch index.
+pub async fn push_fragment<T: Transport>(
+    t: &T,
+    endpoint: &Endpoint,
+    fragment: &Fragment,
+    known: &BTreeSet<String>,
+) -> Result<PushOutcome, SyncError> {
+    let bytes = fragment.to_bytes();
+    let key = fragment.key_for(&bytes);
+    let size = bytes.len();
+    let request = endpoint.put(&key, bytes, "application/json", true, t.now_ms())?;
+    let probe = HttpRequest {
+        body: None,
+        ..request.clone()
+    };
+    let response = t.send(request).await?;
+    // 412: the key exists. Keys are content hashes, so it holds these very bytes.
+    let already_there = response.status == 412;
+    if !already_there {
+        check_status(&probe, &response)?;
+    }
+    let mut keys = known.clone();
+    keys.insert(key.clone());
+    update_index(t, endpoint, &fragment.batch, keys).await?;
+    Ok(PushOutcome {
+        key,
+        bytes: size,
+        already_there,
+    })
+}
+
+/// Reads the batch index; a missing or unreadable one is empty (it is only a cache of the listing).
+pub async fn read_index<T: Transport>(
+    t: &T,
+    endpoint: &Endpoint,
+    batch: &str,
+) -> Result<BTreeSet<String>, SyncError> {
+    let Some(bytes) = get_optional(t, endpoint, &layout::index_key(batch)).await? else {
+        return Ok(BTreeSet::new());
+    };
+    let index: BatchIndex = serde_json::from_slice(&bytes).unwrap_or_default();
+    Ok(index
+        .fragments
+        .into_iter()
+        .filter(|k| layout::is_fragment_key(batch, k))
+        .collect())
+}
+
+/// Read-modify-write of the index. Two pushes at once may drop each other's entry; the next push by
+/// either (which writes every key its device knows) and every listing repair it.
+async fn update_index<T: Transport>(
+    t: &T,
+    endpoint: &Endpoint,
+    batch: &str,
+    mut keys: BTreeSet<String>,
+) -> Result<(), SyncError> {
+    keys.extend(read_index(t, endpoint, batch).await?);
+    let index = BatchIndex {
+        format: "lamina-batch-index".into(),
+        fragments: keys,
+    };
+    let body = serde_json::to_vec(&index).unwrap_or_default();
+    let request = endpoint.put(
+        &layout::index_key(batch),
+        body,
+        "application/json",
+        false,
+        t.now_ms(),
+    )?;
+    send_checked(t, request).await.map(|_| ())
+}
+
+/// Every fragment key of a batch: the server's listing (where it can list) joined with the index.
+pub async fn fragment_keys<T: Transport>(
+    t: &T,
+    endpoint: &Endpoint,
+    batch: &str,
+) -> Result<BTreeSet<String>, SyncError> {
+    let mut keys = read_index(t, endpoint, batch).await?;
+    let mut folders = vec![layout::labels_prefix(batch)];
+    while let Some(folder) = folders.pop() {
+        let mut page: Option<String> = None;
+        loop {
+            let Some(request) = endpoint.list(&folder, page.as_deref(), t.now_ms())? else {
+                return Ok(keys);
+            };
+            let probe = request.clone();
+            let response = t.send(request).await?;
+            if response.status == 404 {
+                break; // nothing pushed yet (WebDAV has no folder until its first file)
+            }
+            check_status(&probe, &response)?;
+            let listing = endpoint.parse_listing(&folder, &response.body)?;
+            keys.extend(
+                listing
+                    .keys
+                    .into_iter()
+                    .filter(|k| layout::is_fragment_key(batch, k)),
+            );
+            folders.extend(listing.folders);
+            match listing.next {
+                Some(next) => page = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(keys)
+}
+
+#[derive(Debug, Default)]
+pub struct PullOutcome {
+    /// Fragments read for the first time, oldest key first.
+    pub fragments: Vec<(String, Fragment)>,
+    /// Objects that could not be used, each with why (they are skipped; the rest is merged).
+    pub problems: Vec<String>,
+}
+
+/// Reads every fragment of `batch` the ledger does not know yet, and records it there.
+pub async fn pull_fragments<T: Transport>(
+    t: &T,
+    endpoint: &Endpoint,
+    batch: &str,
+    ledger: &mut Ledger,
+) -> Result<PullOutcome, SyncError> {
+    let mut outcome = PullOutcome::default();
+    for key in fragment_keys(t, endpoint, batch).await? {
+        if ledger.knows(&key) {
+            continue;
+        }
+        let Some(bytes) = get_optional(t, endpoint, &key).await? else {
+            outcome
+                .problems
+                .push(format!("{key} is in the index but not on the server"));
+            continue;
+        };
+        match Fragment::parse(&key, batch, &bytes) {
+            Ok(fragment) => {
+                ledger.record(&key, &fragment);
+                outcome.fragments.push((key, fragment));
+            }
+            Err(e) => outcome.problems.push(e.to_string()),
+        }
+    }
+    Ok(outcome)
+}
+
+/// Fetches and reads a batch manifest (`manifest.json`, else `manifest.csv`).
+pub async fn pull_manifest<T: Transport>(
+    t: &T,
+    endpoint: &Endpoint,
+    batch: &str,
+) -> Result<BatchManifest, SyncError> {
+    layout::check_id(batch, "batch id")?;
+    let json_key = layout::manifest_key(batch);
+    let csv_key = json_key.replace(".json", ".csv");
+    let bytes = match get_optional(t, endpoint, &json_key).await? {
+        Some(b) => b,
+        None => get_optional(t, endpoint, &csv_key)
+            .await?
+            .ok_or_else(|| SyncError::Rejected {
+                status: 404,
+                what: format!("GET {json_key}"),
+                body: format!(
+                    "batch `{batch}` has no manifest.json or manifest.csv on {}",
+                    endpoint.describe()
+                ),
+            })?,
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    parse_batch_manifest(batch, &text).map_err(|e| SyncError::Rejected {
+        status: 200,
+        what: format!("GET {json_key}"),
+        body: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let delays: Vec<u64> = (0..9).map(backoff_ms).collect();
+        assert_eq!(delays[..4], [1000, 2000, 4000, 8000]);
+        assert_eq!(delays[8], 60_000);
+    }
+}
