@@ -6,6 +6,7 @@
 mod bench;
 mod eval;
 mod import;
+mod sync;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +48,9 @@ enum Command {
     /// Quality benchmarks of segment suggestions on a tile set with ground truth.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Team sync with an S3 or WebDAV-style endpoint: the protocol the app uses (docs/sync.md).
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
 }
 
 #[derive(Subcommand)]
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
         Command::ImportMasks(args) => import::run(&args, cli.json),
         Command::Bench(BenchCommand::Sam(args)) => bench::run(&args),
         Command::Eval(EvalCommand::Noc(args)) => eval::run(&args, cli.json),
+        Command::Sync(command) => sync::run(&command),
     };
     match result {
         Ok(report) => {

@@ -35,6 +35,17 @@ pub struct AssetLabels {
     pub parents: Vec<String>,
     pub status: LabelStatus,
     pub instances: Vec<Instance>,
+    /// The image the labels were drawn on, so a reader can check it has the same one (not part of the
+    /// revision: it never changes for an image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub sha256: String,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// The revision of an image's labels: independent of instance order and of who computes it.
@@ -64,7 +75,13 @@ impl AssetLabels {
             parents,
             status,
             instances,
+            image: None,
         }
+    }
+
+    pub fn with_image(mut self, image: ImageInfo) -> Self {
+        self.image = Some(image);
+        self
     }
 }
 

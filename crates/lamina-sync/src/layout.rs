@@ -90,3 +90,29 @@ mod tests {
         assert!(!is_fragment_key("b1", "batches/b1/labels/alice/x/y.json"));
     }
 }
+
+/// On a device, a batch's image `id` is stored as `{batch}~{id}` so two batches with the same image ids
+/// never collide in one browser; fragments carry the bare id.
+pub fn local_asset_id(batch: &str, sync_id: &str) -> String {
+    format!("{batch}~{sync_id}")
+}
+
+/// The batch's id for a local image id (ids without the batch's prefix are taken as they are).
+pub fn sync_asset_id<'a>(batch: &str, local_id: &'a str) -> &'a str {
+    local_id
+        .strip_prefix(batch)
+        .and_then(|rest| rest.strip_prefix('~'))
+        .unwrap_or(local_id)
+}
+
+#[cfg(test)]
+mod id_tests {
+    #[test]
+    fn local_ids_round_trip() {
+        let local = super::local_asset_id("b1", "tile-7");
+        assert_eq!(local, "b1~tile-7");
+        assert_eq!(super::sync_asset_id("b1", &local), "tile-7");
+        assert_eq!(super::sync_asset_id("b1", "tile-7"), "tile-7");
+        assert_eq!(super::sync_asset_id("b2", &local), "b1~tile-7");
+    }
+}
