@@ -76,6 +76,18 @@ pub fn js_text(e: JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
+/// The blob to display and store for a decoded image: the worker's PNG when it converted (TIFF), else
+/// the original bytes.
+pub fn blob_of(
+    decoded: &crate::worker_client::DecodedImage,
+    original: &js_sys::Uint8Array,
+) -> Result<Blob, String> {
+    let parts = js_sys::Array::of1(decoded.display.as_ref().unwrap_or(original));
+    let options = BlobPropertyBag::new();
+    options.set_type(&decoded.mime);
+    Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(js_text)
+}
+
 /// Decodes in the worker, checks, and stores one image. Returns the stored record.
 async fn import_one(
     state: AppState,
@@ -104,12 +116,8 @@ async fn import_one(
         ));
     }
     let blob = match &decoded.display {
-        Some(png) => {
-            let parts = js_sys::Array::of1(png);
-            let options = BlobPropertyBag::new();
-            options.set_type(&decoded.mime);
-            Blob::new_with_u8_array_sequence_and_options(&parts, &options)
-                .map_err(|e| ImportError::Skip(js_text(e)))?
+        Some(_) => {
+            blob_of(&decoded, &js_sys::Uint8Array::new_with_length(0)).map_err(ImportError::Skip)?
         }
         None => item.blob,
     };
@@ -128,6 +136,7 @@ async fn import_one(
             uri: item.uri,
             status: item.status,
         },
+        remote: None,
     };
     let store = store().map_err(ImportError::Stop)?;
     store.add_asset(&record, &blob).await.map_err(|e| match e {
@@ -491,7 +500,9 @@ async fn store_bundle_instances(
             record.asset.status = LabelStatus::InProgress;
         }
         count += added.len();
-        store.apply_edit(&record, &Edit { removed, added }).await?;
+        store
+            .apply_edit(&record, &Edit { removed, added }, None)
+            .await?;
     }
     Ok(count)
 }

@@ -7,6 +7,7 @@ pub mod model;
 pub mod state;
 pub mod store;
 pub mod suggest;
+pub mod sync;
 mod ui;
 pub mod worker_client;
 

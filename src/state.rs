@@ -112,6 +112,7 @@ pub struct AppState {
     /// Embedding keys being encoded or restored right now.
     pub in_flight: StoredValue<std::collections::HashSet<String>>,
     pub suggest: crate::suggest::SuggestState,
+    pub sync: crate::sync::SyncState,
 }
 
 thread_local! {
@@ -164,6 +165,7 @@ impl AppState {
             handles: StoredValue::new(HashMap::new()),
             in_flight: StoredValue::new(Default::default()),
             suggest: crate::suggest::SuggestState::new(),
+            sync: crate::sync::SyncState::new(),
         }
     }
 
@@ -263,6 +265,7 @@ impl AppState {
                 .set((!done).then(|| format!("Model: {stage}…")));
         });
         leptos::task::spawn_local(crate::model::load_initial(self));
+        crate::sync::install_page_hooks(self);
         let projects = match store.projects().await {
             Ok(p) => p,
             Err(e) => return self.error(e.to_string()),
@@ -301,7 +304,7 @@ impl AppState {
         .await;
         match result {
             Ok(records) => {
-                self.project_id.set(Some(id));
+                self.project_id.set(Some(id.clone()));
                 let first_class = self
                     .ontology_now()
                     .classes
@@ -311,6 +314,7 @@ impl AppState {
                 self.class_id.set(first_class);
                 self.assets.set(records);
                 self.open_asset(0).await;
+                leptos::task::spawn_local(crate::sync::on_project_opened(self, id));
             }
             Err(e) => self.error(e.to_string()),
         }
@@ -355,6 +359,31 @@ impl AppState {
             ))
         }
         .await;
+        // An image of a synced batch is fetched the first time it is opened.
+        let result = match result {
+            Ok((None, instances)) if record.remote.is_some() => {
+                self.progress
+                    .set(Some(format!("Fetching {}…", record.asset.name)));
+                let fetched = crate::sync::fetch_image(self, &record).await;
+                self.progress.set(None);
+                match fetched {
+                    Ok(updated) => {
+                        self.replace_record(updated.clone());
+                        match store() {
+                            Ok(s) => s.blob(&updated.asset.id).await.map(|b| (b, instances)),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Err(e) => {
+                        self.current.set(index);
+                        self.instances.set(instances);
+                        self.set_image_url(None);
+                        return self.error(format!("{}: {e}", record.asset.name));
+                    }
+                }
+            }
+            other => other,
+        };
         match result {
             Ok((blob, instances)) => {
                 let url = blob.and_then(|b| web_sys::Url::create_object_url_with_blob(&b).ok());
@@ -392,8 +421,9 @@ impl AppState {
         if record.asset.status == LabelStatus::Unlabeled && !after.is_empty() {
             record.asset.status = LabelStatus::InProgress;
         }
+        let outbox = self.sync.outbox_entry(&record);
         let stored = match store() {
-            Ok(s) => s.apply_edit(&record, edit).await,
+            Ok(s) => s.apply_edit(&record, edit, outbox.as_ref()).await,
             Err(e) => Err(e),
         };
         match stored {
@@ -407,12 +437,42 @@ impl AppState {
                 }
                 self.instances.set(after);
                 self.replace_record(record);
+                if outbox.is_some() {
+                    crate::sync::schedule_push(self, 800);
+                }
                 true
             }
             Err(e) => {
                 self.error(e.to_string());
                 false
             }
+        }
+    }
+
+    /// Replaces an image's record in the list (after sync changed it in storage).
+    pub fn replace_record_pub(&self, record: AssetRecord) {
+        self.replace_record(record)
+    }
+
+    /// Shows the current image's labels again from storage (sync replaced them); its undo history goes,
+    /// since it described labels that are no longer there.
+    pub async fn reload_current(self) {
+        let Some(record) = self.current_record_now() else {
+            return;
+        };
+        match store() {
+            Ok(s) => match s.instances(&record.asset.id).await {
+                Ok(list) => {
+                    self.histories.update_value(|h| {
+                        h.remove(&record.asset.id);
+                    });
+                    self.history_rev.update(|r| *r += 1);
+                    self.selected.set(None);
+                    self.instances.set(list);
+                }
+                Err(e) => self.error(e.to_string()),
+            },
+            Err(e) => self.error(e.to_string()),
         }
     }
 
@@ -486,11 +546,21 @@ impl AppState {
             return;
         };
         record.asset.status = status;
-        match store() {
-            Ok(s) => match s.put_asset(&record).await {
-                Ok(()) => self.replace_record(record),
-                Err(e) => self.error(e.to_string()),
-            },
+        let outbox = self.sync.outbox_entry(&record);
+        let stored = match store() {
+            Ok(s) => {
+                s.apply_edit(&record, &Edit::default(), outbox.as_ref())
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match stored {
+            Ok(()) => {
+                self.replace_record(record);
+                if outbox.is_some() {
+                    crate::sync::schedule_push(self, 800);
+                }
+            }
             Err(e) => self.error(e.to_string()),
         }
     }

@@ -8,6 +8,11 @@
 //! - `settings`: small values by name;
 //! - `model_files` (v2): model files (ArrayBuffer) by their sha256, so a model downloads once;
 //! - `embeddings` (v2): image embeddings (f16 bytes) by `model key/image sha256`.
+//! - `outbox` (v3): images of synced batches with changes not pushed yet, by asset id (index `project`);
+//!   written in the same transaction as the change, so a crash or reload never loses a pending push;
+//! - `sync_assets` (v3): per image of a synced batch, the server revision it was last equal to, and any
+//!   conflict waiting for the user; `sync_batches` (v3): per synced project, its batch, endpoint (no
+//!   secret unless the user chose to remember it) and what it has read from the server (`Ledger`).
 //!
 //! Each user action is one read-write transaction: it lands whole or not at all (a full quota aborts it
 //! and nothing is half-written).
@@ -24,7 +29,7 @@ use web_sys::Blob;
 
 pub const DB_NAME: &str = "lamina";
 /// Bump with a new step in [`migrate`] whenever stores or indexes change.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const PROJECTS: &str = "projects";
 const ASSETS: &str = "assets";
@@ -33,6 +38,9 @@ const INSTANCES: &str = "instances";
 const SETTINGS: &str = "settings";
 const MODEL_FILES: &str = "model_files";
 const EMBEDDINGS: &str = "embeddings";
+pub(crate) const OUTBOX: &str = "outbox";
+pub(crate) const SYNC_ASSETS: &str = "sync_assets";
+pub(crate) const SYNC_BATCHES: &str = "sync_batches";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AssetRecord {
@@ -40,6 +48,18 @@ pub struct AssetRecord {
     /// Import order within the project.
     pub position: u32,
     pub asset: Asset,
+    /// For an image of a synced batch whose file is fetched when first opened: where it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<lamina_sync::batch::ImageLocation>,
+}
+
+/// An image with changes to push: `generation` changes with every change, so a push that read an older
+/// generation leaves the entry (and the newer change) queued.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub asset_id: String,
+    pub project_id: String,
+    pub generation: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,16 +84,16 @@ impl From<idb::Error> for StoreError {
 }
 
 pub struct Store {
-    db: Database,
+    pub(crate) db: Database,
 }
 
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, StoreError> {
+pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, StoreError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, StoreError> {
+pub(crate) fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, StoreError> {
     serde_wasm_bindgen::from_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
@@ -104,6 +124,16 @@ fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
     if from_version < 2 {
         db.create_object_store(MODEL_FILES, ObjectStoreParams::new())?;
         db.create_object_store(EMBEDDINGS, ObjectStoreParams::new())?;
+    }
+    if from_version < 3 {
+        let outbox = db.create_object_store(OUTBOX, ObjectStoreParams::new())?;
+        outbox.create_index(
+            "project",
+            KeyPath::new_single("project_id"),
+            Some(IndexParams::new()),
+        )?;
+        db.create_object_store(SYNC_ASSETS, ObjectStoreParams::new())?;
+        db.create_object_store(SYNC_BATCHES, ObjectStoreParams::new())?;
     }
     Ok(())
 }
@@ -137,7 +167,7 @@ impl Store {
     }
 
     /// Runs `fill` in one read-write transaction over `stores` and waits until it is committed.
-    async fn write(
+    pub(crate) async fn write(
         &self,
         stores: &[&str],
         fill: impl FnOnce(&idb::Transaction) -> Result<(), StoreError>,
@@ -160,7 +190,7 @@ impl Store {
         }
     }
 
-    async fn get_all<T: DeserializeOwned>(
+    pub(crate) async fn get_all<T: DeserializeOwned>(
         &self,
         store: &str,
         index: Option<(&str, &str)>,
@@ -243,8 +273,15 @@ impl Store {
         Ok(list)
     }
 
-    /// Writes one edit of one image, together with the image's new status (and position), atomically.
-    pub async fn apply_edit(&self, record: &AssetRecord, edit: &Edit) -> Result<(), StoreError> {
+    /// Writes one edit of one image, together with the image's new status (and position), atomically;
+    /// for a synced batch, also its outbox entry, so the change is queued for push in the same commit.
+    pub async fn apply_edit(
+        &self,
+        record: &AssetRecord,
+        edit: &Edit,
+        outbox: Option<&OutboxEntry>,
+    ) -> Result<(), StoreError> {
+        let outbox_value = outbox.map(to_js).transpose()?;
         let asset_value = to_js(record)?;
         let asset_key = JsValue::from_str(&record.asset.id);
         let added = edit
@@ -253,7 +290,7 @@ impl Store {
             .map(to_js)
             .collect::<Result<Vec<_>, _>>()?;
         let deleted: Vec<JsValue> = edit.deleted_ids().map(JsValue::from_str).collect();
-        self.write(&[INSTANCES, ASSETS], |tx| {
+        self.write(&[INSTANCES, ASSETS, OUTBOX], |tx| {
             let instances = tx.object_store(INSTANCES)?;
             for id in deleted {
                 instances.delete(Query::Key(id))?;
@@ -263,6 +300,9 @@ impl Store {
             }
             tx.object_store(ASSETS)?
                 .put(&asset_value, Some(&asset_key))?;
+            if let Some(v) = &outbox_value {
+                tx.object_store(OUTBOX)?.put(v, Some(&asset_key))?;
+            }
             Ok(())
         })
         .await
@@ -289,7 +329,11 @@ impl Store {
     }
 
     /// A value stored out of line under a string key (model files, embeddings).
-    async fn get_value(&self, store: &str, key: &str) -> Result<Option<JsValue>, StoreError> {
+    pub(crate) async fn get_value(
+        &self,
+        store: &str,
+        key: &str,
+    ) -> Result<Option<JsValue>, StoreError> {
         let tx = self.db.transaction(&[store], TransactionMode::ReadOnly)?;
         Ok(tx.object_store(store)?.get(JsValue::from_str(key))?.await?)
     }

@@ -35,6 +35,7 @@ fn record(project_id: &str, id: &str, position: u32) -> AssetRecord {
             uri: None,
             status: LabelStatus::Unlabeled,
         },
+        remote: None,
     }
 }
 
@@ -81,7 +82,7 @@ async fn everything_written_is_there_after_reopening() {
         removed: vec![],
         added: vec![square("a1", "i1", 0.0), square("a1", "i2", 8.0)],
     };
-    store.apply_edit(&rec, &edit).await.unwrap();
+    store.apply_edit(&rec, &edit, None).await.unwrap();
     store.put_setting("last_project", "p1").await.unwrap();
     store.close();
 
@@ -122,6 +123,7 @@ async fn an_edit_replaces_and_deletes_in_one_step_and_undo_restores() {
                 removed: vec![],
                 added: vec![i1.clone(), i2.clone()],
             },
+            None,
         )
         .await
         .unwrap();
@@ -131,9 +133,9 @@ async fn an_edit_replaces_and_deletes_in_one_step_and_undo_restores() {
         removed: vec![i1.clone(), i2.clone()],
         added: vec![grown.clone()],
     };
-    store.apply_edit(&rec, &edit).await.unwrap();
+    store.apply_edit(&rec, &edit, None).await.unwrap();
     assert_eq!(store.instances("a").await.unwrap(), vec![grown]);
-    store.apply_edit(&rec, &edit.inverse()).await.unwrap();
+    store.apply_edit(&rec, &edit.inverse(), None).await.unwrap();
     let mut back = store.instances("a").await.unwrap();
     back.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(back, vec![i1, i2]);

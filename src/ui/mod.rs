@@ -4,6 +4,7 @@
 mod labeler;
 mod panels;
 mod suggest_layer;
+mod sync_panel;
 
 use lamina_core::model::LabelStatus;
 use leptos::ev;
@@ -270,6 +271,7 @@ pub fn App() -> impl IntoView {
                     <OntologyEditor state/>
                     <SelectionPanel state/>
                     <ModelPanel state/>
+                    <sync_panel::SyncPanel state/>
                     <section class="help">
                         <h2>"Keys"</h2>
                         <p>"S suggest: hover, click, Alt-click, drag a box, Enter accept · 1-9 class · Del delete · Ctrl+Z / Ctrl+Shift+Z undo/redo · ← → image · [ ] brush · Enter close polygon · Esc cancel · wheel zoom · middle-drag pan · Ctrl+Enter submit"</p>

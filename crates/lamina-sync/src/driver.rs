@@ -215,6 +215,18 @@ pub async fn pull_fragments<T: Transport>(
     Ok(outcome)
 }
 
+/// Fetches one fragment again (its labels are not kept on the device once merged).
+pub async fn fetch_fragment<T: Transport>(
+    t: &T,
+    endpoint: &Endpoint,
+    batch: &str,
+    key: &str,
+) -> Result<Fragment, SyncError> {
+    let request = endpoint.get(key, t.now_ms())?;
+    let bytes = send_checked(t, request).await?.body;
+    Fragment::parse(key, batch, &bytes)
+}
+
 /// Fetches and reads a batch manifest (`manifest.json`, else `manifest.csv`).
 pub async fn pull_manifest<T: Transport>(
     t: &T,

@@ -1,0 +1,277 @@
+//! The sync stores of IndexedDB (schema v3): outbox, per-image sync records, per-project batch links.
+//! Every change that must stay consistent with the labels is one transaction with them.
+
+use idb::{Query, TransactionMode};
+use lamina_core::model::{Instance, LabelStatus};
+use lamina_sync::{Endpoint, Ledger, RemoteEntry};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+
+use crate::store::{
+    from_js, to_js, AssetRecord, OutboxEntry, Store, StoreError, OUTBOX, SYNC_ASSETS, SYNC_BATCHES,
+};
+
+const INSTANCES: &str = "instances";
+const ASSETS: &str = "assets";
+
+/// A project that is a synced batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchLink {
+    pub project_id: String,
+    pub batch: String,
+    pub labeler: String,
+    /// With credentials only in memory, unless `remember`.
+    pub endpoint: Endpoint,
+    pub remember: bool,
+    /// The endpoint needs credentials the user has not given since the last reload.
+    #[serde(default)]
+    pub needs_credentials: bool,
+    pub ledger: Ledger,
+}
+
+impl BatchLink {
+    /// What goes to IndexedDB: secrets dropped unless the user asked to keep them.
+    fn for_storage(&self) -> BatchLink {
+        let mut stored = self.clone();
+        if !self.remember {
+            match &mut stored.endpoint {
+                Endpoint::S3 { credentials, .. } => {
+                    stored.needs_credentials = credentials.is_some();
+                    *credentials = None;
+                }
+                Endpoint::Http { token, .. } => {
+                    stored.needs_credentials = token.is_some();
+                    *token = None;
+                }
+            }
+        }
+        stored
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncRecord {
+    /// The server revision the local labels were last equal to.
+    pub base: Option<String>,
+    /// Parents of the next push, when they are more than `base` (after a conflict was resolved).
+    #[serde(default)]
+    pub parents: Vec<String>,
+    #[serde(default)]
+    pub conflict: Option<Conflict>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub mine: Option<String>,
+    pub theirs: Vec<RemoteEntry>,
+}
+
+/// One image pushed: its outbox generation when read, and the revision sent.
+pub struct Pushed {
+    pub asset_id: String,
+    pub generation: String,
+    pub revision: String,
+}
+
+impl Store {
+    pub async fn sync_batch(&self, project_id: &str) -> Result<Option<BatchLink>, StoreError> {
+        self.get_value(SYNC_BATCHES, project_id)
+            .await?
+            .map(from_js)
+            .transpose()
+    }
+
+    pub async fn put_sync_batch(&self, link: &BatchLink) -> Result<(), StoreError> {
+        let value = to_js(&link.for_storage())?;
+        let key = JsValue::from_str(&link.project_id);
+        self.write(&[SYNC_BATCHES], |tx| {
+            tx.object_store(SYNC_BATCHES)?.put(&value, Some(&key))?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn outbox(&self, project_id: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.get_all(OUTBOX, Some(("project", project_id))).await
+    }
+
+    pub async fn sync_records(
+        &self,
+    ) -> Result<std::collections::HashMap<String, SyncRecord>, StoreError> {
+        let tx = self
+            .db
+            .transaction(&[SYNC_ASSETS], TransactionMode::ReadOnly)?;
+        let store = tx.object_store(SYNC_ASSETS)?;
+        let keys = store.get_all_keys(None, None)?.await?;
+        let values = store.get_all(None, None)?.await?;
+        keys.into_iter()
+            .zip(values)
+            .map(|(k, v)| Ok((k.as_string().unwrap_or_default(), from_js(v)?)))
+            .collect()
+    }
+
+    /// Writes several asset records at once (a pulled batch's new images).
+    pub async fn put_assets(&self, records: &[AssetRecord]) -> Result<(), StoreError> {
+        let values = records
+            .iter()
+            .map(|r| Ok((JsValue::from_str(&r.asset.id), to_js(r)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write(&[ASSETS], |tx| {
+            let assets = tx.object_store(ASSETS)?;
+            for (k, v) in &values {
+                assets.put(v, Some(k))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// After a push landed: drops each image's outbox entry unless it changed meanwhile, records the
+    /// pushed revision as its base, and saves what the device now knows of the server. One transaction.
+    pub async fn finish_push(&self, link: &BatchLink, pushed: &[Pushed]) -> Result<(), StoreError> {
+        let link_value = to_js(&link.for_storage())?;
+        let tx = self.db.transaction(
+            &[OUTBOX, SYNC_ASSETS, SYNC_BATCHES],
+            TransactionMode::ReadWrite,
+        )?;
+        let outbox = tx.object_store(OUTBOX)?;
+        let records = tx.object_store(SYNC_ASSETS)?;
+        for p in pushed {
+            let key = JsValue::from_str(&p.asset_id);
+            if let Some(v) = outbox.get(key.clone())?.await? {
+                let entry: OutboxEntry = from_js(v)?;
+                if entry.generation == p.generation {
+                    outbox.delete(Query::Key(key.clone()))?.await?;
+                }
+            }
+            let mut record: SyncRecord = match records.get(key.clone())?.await? {
+                Some(v) => from_js(v)?,
+                None => SyncRecord::default(),
+            };
+            record.base = Some(p.revision.clone());
+            record.parents.clear();
+            records.put(&to_js(&record)?, Some(&key))?.await?;
+        }
+        tx.object_store(SYNC_BATCHES)?
+            .put(&link_value, Some(&JsValue::from_str(&link.project_id)))?
+            .await?;
+        commit(tx).await
+    }
+
+    /// Takes another labeler's labels for an image: replaces its instances and status, unless the image
+    /// changed locally since the decision (then nothing is written and `false` comes back).
+    pub async fn adopt(
+        &self,
+        record: &AssetRecord,
+        instances: &[Instance],
+        revision: &str,
+    ) -> Result<bool, StoreError> {
+        let key = JsValue::from_str(&record.asset.id);
+        let tx = self.db.transaction(
+            &[INSTANCES, ASSETS, OUTBOX, SYNC_ASSETS],
+            TransactionMode::ReadWrite,
+        )?;
+        if tx.object_store(OUTBOX)?.get(key.clone())?.await?.is_some() {
+            let _ = tx.abort();
+            return Ok(false);
+        }
+        replace_instances(&tx, &record.asset.id, instances).await?;
+        tx.object_store(ASSETS)?
+            .put(&to_js(record)?, Some(&key))?
+            .await?;
+        let sync = SyncRecord {
+            base: Some(revision.to_owned()),
+            parents: vec![],
+            conflict: None,
+        };
+        tx.object_store(SYNC_ASSETS)?
+            .put(&to_js(&sync)?, Some(&key))?
+            .await?;
+        commit(tx).await.map(|()| true)
+    }
+
+    pub async fn set_conflict(
+        &self,
+        asset_id: &str,
+        conflict: Option<Conflict>,
+    ) -> Result<(), StoreError> {
+        let key = JsValue::from_str(asset_id);
+        let tx = self
+            .db
+            .transaction(&[SYNC_ASSETS], TransactionMode::ReadWrite)?;
+        let records = tx.object_store(SYNC_ASSETS)?;
+        let mut record: SyncRecord = match records.get(key.clone())?.await? {
+            Some(v) => from_js(v)?,
+            None => SyncRecord::default(),
+        };
+        record.conflict = conflict;
+        records.put(&to_js(&record)?, Some(&key))?.await?;
+        commit(tx).await
+    }
+
+    /// Resolves a conflict: optionally replaces the labels (taking another version), then queues a push
+    /// of a revision whose parents name every version it replaces.
+    pub async fn resolve(
+        &self,
+        record: &AssetRecord,
+        replacement: Option<&[Instance]>,
+        parents: Vec<String>,
+        outbox: &OutboxEntry,
+    ) -> Result<(), StoreError> {
+        let key = JsValue::from_str(&record.asset.id);
+        let tx = self.db.transaction(
+            &[INSTANCES, ASSETS, OUTBOX, SYNC_ASSETS],
+            TransactionMode::ReadWrite,
+        )?;
+        if let Some(instances) = replacement {
+            replace_instances(&tx, &record.asset.id, instances).await?;
+        }
+        tx.object_store(ASSETS)?
+            .put(&to_js(record)?, Some(&key))?
+            .await?;
+        let records = tx.object_store(SYNC_ASSETS)?;
+        let mut sync: SyncRecord = match records.get(key.clone())?.await? {
+            Some(v) => from_js(v)?,
+            None => SyncRecord::default(),
+        };
+        sync.parents = parents;
+        sync.conflict = None;
+        records.put(&to_js(&sync)?, Some(&key))?.await?;
+        tx.object_store(OUTBOX)?
+            .put(&to_js(outbox)?, Some(&key))?
+            .await?;
+        commit(tx).await
+    }
+}
+
+/// Status a pulled image takes: the remote one.
+pub fn status_or_default(status: LabelStatus) -> LabelStatus {
+    status
+}
+
+async fn replace_instances(
+    tx: &idb::Transaction,
+    asset_id: &str,
+    instances: &[Instance],
+) -> Result<(), StoreError> {
+    let store = tx.object_store(INSTANCES)?;
+    let old = store
+        .index("asset")?
+        .get_all_keys(Some(Query::Key(JsValue::from_str(asset_id))), None)?
+        .await?;
+    for k in old {
+        store.delete(Query::Key(k))?.await?;
+    }
+    for i in instances {
+        store.put(&to_js(i)?, None)?.await?;
+    }
+    Ok(())
+}
+
+async fn commit(tx: idb::Transaction) -> Result<(), StoreError> {
+    match tx.commit()?.await {
+        Ok(r) if r.is_committed() => Ok(()),
+        Ok(_) => Err(StoreError::Idb("the transaction was aborted".into())),
+        Err(e) => Err(e.into()),
+    }
+}
