@@ -333,7 +333,12 @@ pub async fn push(state: AppState) {
     let Some(link) = state.sync.link.get_untracked() else {
         return;
     };
-    if link.needs_credentials || state.sync.busy.get_value() {
+    if link.needs_credentials {
+        return;
+    }
+    if state.sync.busy.get_value() {
+        // A pull is running: try again once it is done, so a change made meanwhile is not left behind.
+        schedule_push(state, 1000);
         return;
     }
     if !link.endpoint.can_write() {

@@ -111,6 +111,16 @@ impl Ledger {
             .filter(|e| seen.insert(e.revision.as_str()))
             .cloned()
             .collect();
+        if heads.is_empty() {
+            // Every revision names another as a parent: two people resolved one conflict in opposite
+            // ways at once. The latest resolution stands (both chose it explicitly; nothing is deleted).
+            heads.extend(
+                entries
+                    .iter()
+                    .max_by(|a, b| a.created.cmp(&b.created).then(a.labeler.cmp(&b.labeler)))
+                    .cloned(),
+            );
+        }
         heads.sort_by(|a, b| a.created.cmp(&b.created).then(a.labeler.cmp(&b.labeler)));
         heads
     }
@@ -370,6 +380,52 @@ mod tests {
             .find(|h| h.labeler == labeler)
             .map(|h| h.revision)
             .unwrap()
+    }
+
+    #[test]
+    fn opposite_resolutions_at_once_leave_the_latest_as_the_one_head() {
+        let mut l = Ledger::default();
+        let record = |l: &mut Ledger, labeler: &str, time: &str, labels: &AssetLabels| {
+            let f = Fragment::new("b", labeler, time, vec![labels.clone()]).unwrap();
+            l.record(&f.key_for(&f.to_bytes()), &f);
+        };
+        let status = LabelStatus::InProgress;
+        let a = AssetLabels::new(
+            "img".into(),
+            vec![],
+            status,
+            vec![instance("a0", "img", "dead")],
+        );
+        let b = AssetLabels::new(
+            "img".into(),
+            vec![],
+            status,
+            vec![instance("b0", "img", "epithelial")],
+        );
+        record(&mut l, "alice", "2026-01-01T00:00:01Z", &a);
+        record(&mut l, "bob", "2026-01-01T00:00:02Z", &b);
+        assert_eq!(l.heads("img").len(), 2);
+        // Alice takes Bob's labels while Bob takes Alice's: each names the other as replaced.
+        let alice_takes_b = AssetLabels::new(
+            "img".into(),
+            vec![a.revision.clone()],
+            status,
+            b.instances.clone(),
+        );
+        let bob_takes_a = AssetLabels::new(
+            "img".into(),
+            vec![b.revision.clone()],
+            status,
+            a.instances.clone(),
+        );
+        record(&mut l, "alice", "2026-01-01T00:00:03Z", &alice_takes_b);
+        record(&mut l, "bob", "2026-01-01T00:00:04Z", &bob_takes_a);
+        let heads = l.heads("img");
+        assert_eq!(heads.len(), 1, "{heads:?}");
+        assert_eq!(
+            (heads[0].labeler.as_str(), heads[0].revision.as_str()),
+            ("bob", a.revision.as_str())
+        );
     }
 
     #[test]
