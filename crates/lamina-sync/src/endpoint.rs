@@ -118,9 +118,9 @@ impl Endpoint {
         }
     }
 
-    /// GET an object. `now_ms`: the caller's clock, Unix milliseconds (signatures are time-bound).
-    pub fn get(&self, key: &str, now_ms: i64) -> Result<HttpRequest, SyncError> {
-        let url = match self {
+    /// The URL of one object: presigned for `method` on S3, under the base URL on WebDAV.
+    fn object_url(&self, key: &str, put: bool, now_ms: i64) -> Result<String, SyncError> {
+        Ok(match self {
             Endpoint::S3 {
                 location,
                 credentials,
@@ -128,16 +128,27 @@ impl Endpoint {
                 let bucket = bucket(location)?;
                 let creds = credentials.as_ref().map(to_rusty);
                 let full = format!("{}{key}", location.prefix);
-                let action = bucket.get_object(creds.as_ref(), &full);
-                action
-                    .sign_with_time(PRESIGN_TTL, &timestamp(now_ms)?)
-                    .to_string()
+                let time = timestamp(now_ms)?;
+                if put {
+                    bucket
+                        .put_object(creds.as_ref(), &full)
+                        .sign_with_time(PRESIGN_TTL, &time)
+                } else {
+                    bucket
+                        .get_object(creds.as_ref(), &full)
+                        .sign_with_time(PRESIGN_TTL, &time)
+                }
+                .to_string()
             }
             Endpoint::Http { base_url, .. } => http_url(base_url, key),
-        };
+        })
+    }
+
+    /// GET an object. `now_ms`: the caller's clock, Unix milliseconds (signatures are time-bound).
+    pub fn get(&self, key: &str, now_ms: i64) -> Result<HttpRequest, SyncError> {
         Ok(self.with_auth(HttpRequest {
             method: "GET",
-            url,
+            url: self.object_url(key, false, now_ms)?,
             headers: vec![],
             body: None,
             what: format!("GET {key}"),
@@ -156,21 +167,7 @@ impl Endpoint {
         if !self.can_write() {
             return Err(SyncError::ReadOnly);
         }
-        let url = match self {
-            Endpoint::S3 {
-                location,
-                credentials,
-            } => {
-                let bucket = bucket(location)?;
-                let creds = credentials.as_ref().map(to_rusty);
-                let full = format!("{}{key}", location.prefix);
-                let action = bucket.put_object(creds.as_ref(), &full);
-                action
-                    .sign_with_time(PRESIGN_TTL, &timestamp(now_ms)?)
-                    .to_string()
-            }
-            Endpoint::Http { base_url, .. } => http_url(base_url, key),
-        };
+        let url = self.object_url(key, true, now_ms)?;
         let mut headers = vec![("Content-Type".to_owned(), content_type.to_owned())];
         if create_only {
             headers.push(("If-None-Match".into(), "*".into()));
