@@ -431,7 +431,7 @@ pub async fn import_bundle(
             local_id.insert(source.id.clone(), record);
         }
     }
-    let labels = store_bundle_instances(&bundle, &local_id).await;
+    let labels = store_bundle_instances(state, &bundle, &local_id).await;
     match labels {
         Ok(n) => {
             let mut text = format!("Bundle: {n} labels on {} images", local_id.len());
@@ -469,8 +469,10 @@ async fn merge_ontology(state: AppState, bundle: &Bundle) -> Result<(), StoreErr
     state.reload_projects().await
 }
 
-/// Writes the bundle's instances onto the matching local images, one transaction per image.
+/// Writes the bundle's instances onto the matching local images, one transaction per image. In a synced
+/// batch they are changes like any other: queued in the outbox with them, and pushed.
 async fn store_bundle_instances(
+    state: AppState,
     bundle: &Bundle,
     local: &HashMap<String, AssetRecord>,
 ) -> Result<usize, StoreError> {
@@ -500,9 +502,13 @@ async fn store_bundle_instances(
             record.asset.status = LabelStatus::InProgress;
         }
         count += added.len();
+        let outbox = state.sync.outbox_entry(&record);
         store
-            .apply_edit(&record, &Edit { removed, added }, None)
+            .apply_edit(&record, &Edit { removed, added }, outbox.as_ref())
             .await?;
+    }
+    if count > 0 {
+        crate::sync::schedule_push(state, 800);
     }
     Ok(count)
 }
