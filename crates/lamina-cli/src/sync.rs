@@ -2,7 +2,7 @@
 //! over a blocking HTTP client. Transient failures (no answer, 5xx, 429) are retried with the protocol's
 //! backoff; every request is safe to repeat (fragments are create-only and content-addressed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::task::{Context as TaskContext, Poll, Waker};
@@ -13,12 +13,12 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use lamina_core::bundle::{Bundle, BundleProject};
-use lamina_core::model::{Asset, LabelStatus, Ontology};
+use lamina_core::model::{Asset, ClassDef, LabelStatus, Ontology};
 use lamina_core::model_manifest::sha256_hex;
 use lamina_sync::batch::ImageLocation;
 use lamina_sync::driver::{self, backoff_ms, Transport};
 use lamina_sync::endpoint::{HttpResponse, S3Credentials, S3Location};
-use lamina_sync::fragment::{AssetLabels, ImageInfo};
+use lamina_sync::fragment::{revision_of, AssetLabels, ImageInfo};
 use lamina_sync::{layout, Endpoint, Fragment, HttpRequest, Ledger, SyncError};
 
 use crate::{read_valid_bundle, Report};
@@ -28,7 +28,10 @@ pub enum SyncCommand {
     /// Upload a folder of images (or a tile set with manifest.json) as a batch: images under
     /// batches/BATCH/images/ and batches/BATCH/manifest.json with each image's sha256.
     Publish(PublishArgs),
-    /// Push a bundle's labels as one immutable fragment of LABELER (never overwriting anyone's).
+    /// Push a bundle's labels for the batch's images as one immutable fragment of LABELER (never
+    /// overwriting anyone's). Labels the server already has are not sent again. LABELER's new labels
+    /// for an image replace LABELER's earlier ones; where someone else has other labels, pull lists
+    /// a conflict.
     Push(PushArgs),
     /// Pull every fragment of a batch and write the current labels as a bundle; conflicts are listed.
     Pull(PullArgs),
@@ -81,6 +84,10 @@ pub struct PublishArgs {
     /// The batch's display name.
     #[arg(long)]
     name: Option<String>,
+    /// The batch's classes: a bundle (its `ontology`) or an ontology file (`{"classes": [...]}`).
+    /// Without it the app and `pull` use PanNuke's five classes.
+    #[arg(long)]
+    ontology: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -142,6 +149,18 @@ fn endpoint_of(a: &EndpointArgs) -> Result<Endpoint> {
     Ok(endpoint)
 }
 
+/// Fails before any request when the endpoint cannot take writes.
+fn require_write(endpoint: &Endpoint) -> Result<()> {
+    match endpoint {
+        _ if endpoint.can_write() => Ok(()),
+        Endpoint::S3 { .. } => bail!(
+            "writing to a bucket needs credentials: give --access-key and --secret-key \
+             (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        ),
+        Endpoint::Http { .. } => Err(SyncError::ReadOnly.into()),
+    }
+}
+
 /// The CLI's transport: ureq, retrying transient failures.
 struct Ureq {
     agent: ureq::Agent,
@@ -161,6 +180,25 @@ impl Ureq {
             attempts: attempts.max(1),
             stats: Default::default(),
         }
+    }
+
+    /// A protocol result in the CLI's words. A transient failure that outlasted every attempt is not
+    /// queued anywhere (the app's wording says it is), so say what to do instead.
+    fn finish<T>(&self, result: Result<T, SyncError>) -> Result<T> {
+        result.map_err(|e| {
+            let cause = match &e {
+                SyncError::Offline(what) => format!("the server could not be reached ({what})"),
+                SyncError::ServerError { status, what } => {
+                    format!("the server failed (HTTP {status} on {what})")
+                }
+                _ => return anyhow::Error::new(e),
+            };
+            anyhow!(
+                "{cause}, on all {} attempt(s), retried with backoff; nothing is queued: run the same \
+                 command again once the server is back (repeating it is safe: no label is written twice)",
+                self.attempts
+            )
+        })
     }
 
     fn once(&self, request: &HttpRequest) -> Result<HttpResponse, SyncError> {
@@ -344,7 +382,9 @@ fn content_type_of(path: &Path) -> &'static str {
 fn publish(a: &PublishArgs) -> Result<Report> {
     let endpoint = endpoint_of(&a.endpoint)?;
     let batch = &a.endpoint.batch;
+    require_write(&endpoint)?;
     let t = Ureq::new(a.endpoint.attempts);
+    let ontology = a.ontology.as_deref().map(read_ontology).transpose()?;
     let mut images = source_images(&a.source)?;
     if let Some(limit) = a.limit {
         images.truncate(limit);
@@ -370,15 +410,18 @@ fn publish(a: &PublishArgs) -> Result<Report> {
             asset[k] = v.clone();
         }
         let request = endpoint.put(&key, bytes, content_type_of(&image.path), false, t.now_ms())?;
-        block_on(send_ok(&t, request))?;
+        t.finish(block_on(send_ok(&t, request)))?;
         assets.push(asset);
     }
-    let manifest = json!({
+    let mut manifest = json!({
         "format": "lamina-batch",
         "batch": batch,
         "name": a.name.clone().unwrap_or_else(|| batch.clone()),
         "assets": assets,
     });
+    if let Some(ontology) = ontology {
+        manifest["ontology"] = serde_json::to_value(ontology)?;
+    }
     let body = serde_json::to_vec_pretty(&manifest)?;
     let request = endpoint.put(
         &layout::manifest_key(batch),
@@ -387,7 +430,7 @@ fn publish(a: &PublishArgs) -> Result<Report> {
         false,
         t.now_ms(),
     )?;
-    block_on(send_ok(&t, request))?;
+    t.finish(block_on(send_ok(&t, request)))?;
     let seconds = started.elapsed().as_secs_f64();
     let (requests, bytes) = t.stats.get();
     Ok(Report {
@@ -403,6 +446,39 @@ fn publish(a: &PublishArgs) -> Result<Report> {
     })
 }
 
+/// An ontology from a bundle (its `ontology`) or an ontology file.
+fn read_ontology(path: &Path) -> Result<Ontology> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let value: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let value = value.get("ontology").cloned().unwrap_or(value);
+    let ontology: Ontology = serde_json::from_value(value).with_context(|| {
+        format!(
+            "{} has no ontology (a bundle, or {{\"classes\": [...]}})",
+            path.display()
+        )
+    })?;
+    ontology
+        .validate()
+        .map_err(|e| anyhow!("the ontology in {}: {e}", path.display()))?;
+    Ok(ontology)
+}
+
+/// The class ids `instances` use that `ontology` lacks, each with how many labels use it.
+fn unknown_classes<'a>(
+    ontology: &Ontology,
+    instances: impl IntoIterator<Item = &'a lamina_core::model::Instance>,
+) -> BTreeMap<String, usize> {
+    let mut unknown = BTreeMap::new();
+    for inst in instances {
+        if ontology.class(&inst.class_id).is_none() {
+            *unknown.entry(inst.class_id.clone()).or_default() += 1;
+        }
+    }
+    unknown
+}
+
 async fn send_ok(t: &Ureq, request: HttpRequest) -> Result<(), SyncError> {
     let probe = HttpRequest {
         body: None,
@@ -415,10 +491,66 @@ async fn send_ok(t: &Ureq, request: HttpRequest) -> Result<(), SyncError> {
 fn push(a: &PushArgs) -> Result<Report> {
     let endpoint = endpoint_of(&a.endpoint)?;
     let batch = &a.endpoint.batch;
+    let labeler = &a.labeler;
+    layout::check_id(labeler, "labeler id")?;
+    require_write(&endpoint)?;
     let bundle = read_valid_bundle(&a.bundle)?;
     let t = Ureq::new(a.endpoint.attempts);
     let started = Instant::now();
     let created = rfc3339_now(t.now_ms());
+    // The batch must exist (a mistyped --batch would file labels nobody ever sees), and only its images
+    // can carry labels: the app and `pull` go by the manifest.
+    let manifest = t.finish(block_on(driver::pull_manifest(&t, &endpoint, batch)))?;
+    let in_batch: BTreeSet<&str> = manifest.assets.iter().map(|a| a.id.as_str()).collect();
+    let (assets, outside): (Vec<&Asset>, Vec<&Asset>) = bundle
+        .assets
+        .iter()
+        .partition(|a| in_batch.contains(layout::sync_asset_id(batch, &a.id)));
+    if assets.is_empty() {
+        bail!(
+            "none of the {} images of {} is in batch `{batch}` ({} images, e.g. `{}`): check --batch",
+            bundle.assets.len(),
+            a.bundle.display(),
+            manifest.assets.len(),
+            manifest.assets.first().map(|a| a.id.as_str()).unwrap_or("")
+        );
+    }
+    let mut warnings = Vec::new();
+    if !outside.is_empty() {
+        warnings.push(format!(
+            "{} image(s) of the bundle are not in batch `{batch}` and were left out: {}",
+            outside.len(),
+            list_some(outside.iter().map(|a| a.id.as_str()))
+        ));
+    }
+    let ontology = manifest.ontology.clone().unwrap_or_else(Ontology::pannuke);
+    let pushed_ids: BTreeSet<&str> = assets.iter().map(|a| a.id.as_str()).collect();
+    let unknown = unknown_classes(
+        &ontology,
+        bundle
+            .instances
+            .iter()
+            .filter(|i| pushed_ids.contains(i.asset_id.as_str())),
+    );
+    if !unknown.is_empty() {
+        warnings.push(format!(
+            "labels use classes batch `{batch}` does not have: {} (publish it with --ontology to add them)",
+            unknown
+                .iter()
+                .map(|(c, n)| format!("`{c}` ({n} labels)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    // What the server holds already: every readable fragment and the revisions in it.
+    let mut ledger = Ledger::default();
+    t.finish(block_on(driver::pull_fragments(
+        &t,
+        &endpoint,
+        batch,
+        &mut ledger,
+    )))?;
+    let known = ledger.fragments.clone();
     let mut by_asset: BTreeMap<&str, Vec<_>> = BTreeMap::new();
     for inst in &bundle.instances {
         by_asset
@@ -427,9 +559,13 @@ fn push(a: &PushArgs) -> Result<Report> {
             .push(inst);
     }
     let mut labels = Vec::new();
-    for asset in &bundle.assets {
+    // Images whose labels the server already has (same revision), with the fragment holding them.
+    let mut unchanged: Vec<(String, String)> = Vec::new();
+    // Of those, images whose labels equal a version that was replaced since.
+    let mut superseded = Vec::new();
+    for asset in assets {
         let sync_id = layout::sync_asset_id(batch, &asset.id).to_owned();
-        let instances = by_asset
+        let instances: Vec<_> = by_asset
             .get(asset.id.as_str())
             .map(|list| {
                 list.iter()
@@ -441,38 +577,143 @@ fn push(a: &PushArgs) -> Result<Report> {
                     .collect()
             })
             .unwrap_or_default();
-        // No parents: a scripted push does not know what it replaces, so where someone else has labels
+        let revision = revision_of(asset.status, &instances);
+        let heads = ledger.heads(&sync_id);
+        // Parents: this labeler's own current versions of the image, which her new labels replace. A
+        // scripted push cannot know what it replaces of anyone else's, so where someone else has labels
         // for the image, the app shows both as a conflict rather than letting either win silently.
+        let parents: Vec<String> = heads
+            .iter()
+            .filter(|h| h.labeler == *labeler && h.revision != revision)
+            .map(|h| h.revision.clone())
+            .collect();
+        // Every label on the server exactly once: a revision already there (pushed before, by anyone) is
+        // not written again unless it replaces some of this labeler's versions (she took someone else's
+        // labels). Revisions are content hashes, so skipping changes no reader's view.
+        let existing = ledger
+            .entries
+            .get(&sync_id)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.revision == revision)
+            .max_by_key(|e| (e.labeler == *labeler, e.fragment_key.clone()));
+        if let Some(e) = existing {
+            let current = heads.iter().any(|h| h.revision == revision);
+            if !current {
+                // An earlier version cannot become current again by pushing it once more (it would
+                // name the version that replaced it as replaced in turn): say so, write nothing.
+                superseded.push(sync_id.clone());
+            }
+            if !current || parents.is_empty() {
+                unchanged.push((sync_id, e.fragment_key.clone()));
+                continue;
+            }
+        }
         labels.push(
-            AssetLabels::new(sync_id, vec![], asset.status, instances).with_image(ImageInfo {
+            AssetLabels::new(sync_id, parents, asset.status, instances).with_image(ImageInfo {
                 sha256: asset.sha256.clone(),
                 width: asset.width,
                 height: asset.height,
             }),
         );
     }
-    let fragment = Fragment::new(batch, &a.labeler, &created, labels)?;
-    let known = block_on(driver::fragment_keys(&t, &endpoint, batch))?;
-    let outcome = block_on(driver::push_fragment(&t, &endpoint, &fragment, &known))?;
+    if !superseded.is_empty() {
+        warnings.push(format!(
+            "{} image(s) have labels equal to an earlier version that was replaced since; the server keeps \
+             the newer one (change the labels to push them as a new version): {}",
+            superseded.len(),
+            list_some(superseded.iter().map(String::as_str))
+        ));
+    }
+    let instances = labels.iter().map(|l| l.instances.len()).sum::<usize>();
+    let (key, bytes, wrote) = if labels.is_empty() {
+        // Nothing new. The index still gets every key (a push whose index write failed is repaired).
+        t.finish(block_on(ensure_index(&t, &endpoint, batch, &known)))?;
+        let mut keys: Vec<&String> = unchanged.iter().map(|(_, k)| k).collect();
+        keys.sort();
+        keys.dedup();
+        ((keys.len() == 1).then(|| keys[0].clone()), 0, false)
+    } else {
+        let fragment = Fragment::new(batch, labeler, &created, labels)?;
+        let outcome = t.finish(block_on(driver::push_fragment(
+            &t, &endpoint, &fragment, &known,
+        )))?;
+        (Some(outcome.key), outcome.bytes, !outcome.already_there)
+    };
+    let pushed = pushed_ids.len() - unchanged.len();
     let seconds = started.elapsed().as_secs_f64();
+    let (requests, moved) = t.stats.get();
+    let mut human = if pushed == 0 {
+        format!(
+            "Nothing to push: the server already has these labels for all {} images{} ({seconds:.2} s)",
+            unchanged.len(),
+            key.as_ref().map(|k| format!(", in {k}")).unwrap_or_default()
+        )
+    } else {
+        format!(
+            "Pushed {pushed} image(s) ({instances} instances, {:.1} kB) as {} in {seconds:.2} s{}",
+            bytes as f64 / 1e3,
+            key.as_deref().unwrap_or(""),
+            if unchanged.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} image(s) not sent again, the server already has their labels",
+                    unchanged.len()
+                )
+            }
+        )
+    };
+    for w in &warnings {
+        human.push_str(&format!("\nwarning: {w}"));
+    }
     Ok(Report {
         ok: true,
-        json: json!({ "ok": true, "key": outcome.key, "bytes": outcome.bytes, "images": fragment.assets.len(),
-                      "instances": bundle.instances.len(), "already_there": outcome.already_there,
-                      "seconds": seconds }),
-        human: format!(
-            "Pushed {} images ({} instances, {:.1} kB) as {} in {seconds:.2} s{}",
-            fragment.assets.len(),
-            bundle.instances.len(),
-            outcome.bytes as f64 / 1e3,
-            outcome.key,
-            if outcome.already_there {
-                " (the server already had it)"
-            } else {
-                ""
-            }
-        ),
+        json: json!({ "ok": true, "batch": batch, "labeler": labeler, "key": key, "bytes": bytes,
+                      "images": pushed, "instances": instances, "unchanged": unchanged.len(),
+                      "not_in_batch": outside.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+                      "unknown_classes": unknown, "warnings": warnings,
+                      "already_there": pushed == 0, "wrote": wrote,
+                      "requests": requests, "transferred": moved, "seconds": seconds }),
+        human,
     })
+}
+
+/// Up to five items, and how many more.
+fn list_some<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let n = items.len();
+    let mut out: Vec<String> = items.take(5).map(|s| format!("`{s}`")).collect();
+    if n > 5 {
+        out.push(format!("and {} more", n - 5));
+    }
+    out.join(", ")
+}
+
+/// Writes the batch index with `keys` added when it lacks any of them.
+async fn ensure_index(
+    t: &Ureq,
+    endpoint: &Endpoint,
+    batch: &str,
+    keys: &BTreeSet<String>,
+) -> Result<(), SyncError> {
+    let mut index = driver::read_index(t, endpoint, batch).await?;
+    if keys.is_subset(&index) {
+        return Ok(());
+    }
+    index.extend(keys.iter().cloned());
+    let body = serde_json::to_vec(&driver::BatchIndex {
+        format: "lamina-batch-index".into(),
+        fragments: index,
+    })
+    .unwrap_or_default();
+    let request = endpoint.put(
+        &layout::index_key(batch),
+        body,
+        "application/json",
+        false,
+        t.now_ms(),
+    )?;
+    send_ok(t, request).await
 }
 
 fn pull(a: &PullArgs) -> Result<Report> {
@@ -480,9 +721,14 @@ fn pull(a: &PullArgs) -> Result<Report> {
     let batch = &a.endpoint.batch;
     let t = Ureq::new(a.endpoint.attempts);
     let started = Instant::now();
-    let manifest = block_on(driver::pull_manifest(&t, &endpoint, batch))?;
+    let manifest = t.finish(block_on(driver::pull_manifest(&t, &endpoint, batch)))?;
     let mut ledger = Ledger::default();
-    let outcome = block_on(driver::pull_fragments(&t, &endpoint, batch, &mut ledger))?;
+    let outcome = t.finish(block_on(driver::pull_fragments(
+        &t,
+        &endpoint,
+        batch,
+        &mut ledger,
+    )))?;
     let fragments: BTreeMap<&str, &Fragment> = outcome
         .fragments
         .iter()
@@ -544,6 +790,24 @@ fn pull(a: &PullArgs) -> Result<Report> {
         });
         bundle.instances.extend(labels.instances.iter().cloned());
     }
+    // Labels may use classes the batch does not list (pushed from a bundle with other classes): they
+    // join the ontology under their id, so the bundle stays valid and nothing is dropped.
+    let mut warnings = Vec::new();
+    let unknown = unknown_classes(&bundle.ontology, &bundle.instances);
+    for (added, (class, n)) in unknown.iter().enumerate() {
+        const COLORS: [&str; 6] = [
+            "#00e5ff", "#ff00ff", "#8000ff", "#00ff80", "#808080", "#ff0080",
+        ];
+        let color = COLORS[added % COLORS.len()];
+        bundle.ontology.classes.push(ClassDef {
+            id: class.clone(),
+            name: class.clone(),
+            color: color.into(),
+        });
+        warnings.push(format!(
+            "class `{class}` ({n} labels) is not in the batch's ontology; added to the bundle's"
+        ));
+    }
     let labeled = bundle.assets.len();
     let unlabeled = manifest.assets.len() - labeled;
     let _ = LabelStatus::Unlabeled;
@@ -553,7 +817,7 @@ fn pull(a: &PullArgs) -> Result<Report> {
     let (requests, bytes) = t.stats.get();
     let human = format!(
         "Pulled batch {batch}: {} images ({labeled} labeled, {unlabeled} not yet), {} instances from {} fragments \
-         in {seconds:.2} s ({requests} requests, {:.1} kB); wrote {}{}{}",
+         in {seconds:.2} s ({requests} requests, {:.1} kB); wrote {}{}{}{}",
         manifest.assets.len(),
         bundle.instances.len(),
         outcome.fragments.len(),
@@ -561,12 +825,14 @@ fn pull(a: &PullArgs) -> Result<Report> {
         a.out.display(),
         if conflicts.is_empty() { String::new() } else { format!("\n{} image(s) in conflict (newest version written): {}", conflicts.len(), conflicts.iter().map(|c| c["image"].as_str().unwrap_or("").to_owned()).collect::<Vec<_>>().join(", ")) },
         if problems.is_empty() { String::new() } else { format!("\nskipped:\n  {}", problems.join("\n  ")) },
+        warnings.iter().map(|w| format!("\nwarning: {w}")).collect::<String>(),
     );
     Ok(Report {
         ok: true,
         json: json!({ "ok": true, "batch": batch, "images": manifest.assets.len(), "labeled": labeled,
                       "instances": bundle.instances.len(), "fragments": outcome.fragments.len(),
                       "conflicts": conflicts, "problems": problems, "manifest_problems": manifest.problems,
+                      "warnings": warnings,
                       "requests": requests, "bytes": bytes, "seconds": seconds, "out": a.out.display().to_string() }),
         human,
     })
