@@ -369,7 +369,7 @@ async fn fail(state: AppState, e: SyncError) {
         state.sync.attempt.set_value(attempt + 1);
         let wait = backoff_ms(attempt);
         state.sync.status.set(SyncStatus::Error(format!(
-            "{e} (retrying in {} s)",
+            "{e}; changes stay queued, retrying in {} s",
             wait.div_ceil(1000)
         )));
         let ticket = state.sync.scheduled.with_value(|n| n + 1);

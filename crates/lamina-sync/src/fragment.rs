@@ -164,6 +164,19 @@ impl Fragment {
                 )));
             }
         }
+        // Servers that ignore If-None-Match let anyone replace an object; the key's hash catches it.
+        let hash = sha256_hex(bytes);
+        let named = key
+            .rsplit('/')
+            .next()
+            .and_then(|file| file.strip_suffix(".json"))
+            .and_then(|stem| stem.rsplit('-').next())
+            .unwrap_or_default();
+        if named.is_empty() || !hash.starts_with(named) {
+            return Err(bad(
+                "its content is not what its key's hash names (it was replaced after it was written)".into(),
+            ));
+        }
         Ok(fragment)
     }
 }
@@ -246,5 +259,13 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("does not own"), "{err}");
         let err = Fragment::parse(&key, "b1", &bytes[..bytes.len() / 2]).unwrap_err();
         assert!(err.to_string().contains("not readable JSON"), "{err}");
+
+        // A different, self-consistent fragment put where this one was.
+        let other = Fragment::new("b1", "alice", "2026-11-27T18:30:00Z", vec![]).unwrap();
+        let err = Fragment::parse(&key, "b1", &other.to_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("replaced after it was written"),
+            "{err}"
+        );
     }
 }

@@ -32,11 +32,11 @@ pub enum SyncError {
     BadEndpoint(String),
     #[error("{key} is not a Lamina label fragment: {reason}")]
     BadFragment { key: String, reason: String },
-    #[error("the server could not be reached ({0}); changes stay queued and are retried")]
+    #[error("the server could not be reached ({0})")]
     Offline(String),
     #[error("the server refused the credentials (HTTP {status} on {what}): check the access key, secret or token; they may have expired")]
     Unauthorized { status: u16, what: String },
-    #[error("the server failed (HTTP {status} on {what}); changes stay queued and are retried")]
+    #[error("the server failed (HTTP {status} on {what})")]
     ServerError { status: u16, what: String },
     #[error("the server answered HTTP {status} on {what}: {body}")]
     Rejected {
