@@ -594,6 +594,42 @@ impl AppState {
         }
     }
 
+    /// Adds to the current project's ontology every class id in `class_ids` it lacks (labels pulled from a
+    /// teammate may use classes this device never had), so no label is drawn or exported classless.
+    pub async fn ensure_classes(self, class_ids: impl IntoIterator<Item = String>) {
+        let Some(mut project) = self.project_now() else {
+            return;
+        };
+        let mut added = Vec::new();
+        for id in class_ids {
+            if project.ontology.class(&id).is_none() && !added.contains(&id) {
+                added.push(id);
+            }
+        }
+        if added.is_empty() {
+            return;
+        }
+        for id in &added {
+            project.ontology.classes.push(lamina_core::model::ClassDef {
+                id: id.clone(),
+                name: id.clone(),
+                color: "#9e9e9e".into(),
+            });
+        }
+        let result = async {
+            store()?.put_project(&project).await?;
+            self.reload_projects().await
+        }
+        .await;
+        match result {
+            Ok(()) => self.info(format!(
+                "Pulled labels use class(es) this project lacked; added: {}",
+                added.join(", ")
+            )),
+            Err(e) => self.error(e.to_string()),
+        }
+    }
+
     pub async fn set_author(self, author: String) {
         match store() {
             Ok(s) => match s.put_setting("author", &author).await {

@@ -504,6 +504,7 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
     let assets = db.assets(&link.project_id).await.map_err(idb)?;
     let current_id = state.current_record_now().map(|r| r.asset.id);
     let mut current_changed = false;
+    let mut classes = std::collections::BTreeSet::new();
     let sync_ids: Vec<String> = link.ledger.asset_ids().map(str::to_owned).collect();
     for sync_id in sync_ids {
         let local_id = layout::local_asset_id(&link.batch, &sync_id);
@@ -547,6 +548,7 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
                         ..i.clone()
                     })
                     .collect();
+                classes.extend(theirs.iter().map(|i| i.class_id.clone()));
                 let mut updated = record.clone();
                 updated.asset.status = labels.status;
                 if db
@@ -574,6 +576,7 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
     }
     db.put_sync_batch(&link).await.map_err(idb)?;
     keep_link(state, link);
+    state.ensure_classes(classes).await;
     if current_changed {
         state.reload_current().await;
     }
