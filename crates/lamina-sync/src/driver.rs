@@ -92,7 +92,7 @@ pub async fn push_fragment<T: Transport>(
     }
     let mut keys = known.clone();
     keys.insert(key.clone());
-    update_index(t, endpoint, &fragment.batch, keys).await?;
+    add_to_index(t, endpoint, &fragment.batch, &keys).await?;
     Ok(PushOutcome {
         key,
         bytes: size,
@@ -117,20 +117,25 @@ pub async fn read_index<T: Transport>(
         .collect())
 }
 
-/// Read-modify-write of the index. Two pushes at once may drop each other's entry; the next push by
-/// either (which writes every key its device knows) and every listing repair it.
-async fn update_index<T: Transport>(
+/// Adds `keys` to the batch index (read-modify-write); writes nothing when it lists them all already.
+/// Two pushes at once may drop each other's entry; the next push by either (which writes every key its
+/// device knows) and every listing repair it.
+pub async fn add_to_index<T: Transport>(
     t: &T,
     endpoint: &Endpoint,
     batch: &str,
-    mut keys: BTreeSet<String>,
+    keys: &BTreeSet<String>,
 ) -> Result<(), SyncError> {
-    keys.extend(read_index(t, endpoint, batch).await?);
-    let index = BatchIndex {
+    let mut index = read_index(t, endpoint, batch).await?;
+    if keys.is_subset(&index) {
+        return Ok(());
+    }
+    index.extend(keys.iter().cloned());
+    let body = serde_json::to_vec(&BatchIndex {
         format: "lamina-batch-index".into(),
-        fragments: keys,
-    };
-    let body = serde_json::to_vec(&index).unwrap_or_default();
+        fragments: index,
+    })
+    .unwrap_or_default();
     let request = endpoint.put(
         &layout::index_key(batch),
         body,
@@ -266,5 +271,82 @@ mod tests {
         let delays: Vec<u64> = (0..9).map(backoff_ms).collect();
         assert_eq!(delays[..4], [1000, 2000, 4000, 8000]);
         assert_eq!(delays[8], 60_000);
+    }
+
+    /// An in-memory WebDAV-style server: GET and PUT by URL, every request logged.
+    #[derive(Default)]
+    struct Memory {
+        objects: std::cell::RefCell<std::collections::BTreeMap<String, Vec<u8>>>,
+        log: std::cell::RefCell<Vec<String>>,
+    }
+
+    impl Transport for Memory {
+        async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SyncError> {
+            self.log.borrow_mut().push(request.what.clone());
+            let mut objects = self.objects.borrow_mut();
+            Ok(match request.method {
+                "PUT" => {
+                    objects.insert(request.url, request.body.unwrap_or_default());
+                    HttpResponse {
+                        status: 201,
+                        body: vec![],
+                    }
+                }
+                _ => match objects.get(&request.url) {
+                    Some(body) => HttpResponse {
+                        status: 200,
+                        body: body.clone(),
+                    },
+                    None => HttpResponse {
+                        status: 404,
+                        body: vec![],
+                    },
+                },
+            })
+        }
+
+        fn now_ms(&self) -> i64 {
+            0
+        }
+    }
+
+    /// The protocol's futures never wait on this transport: one poll finishes them.
+    fn ready<F: std::future::Future>(future: F) -> F::Output {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match std::pin::pin!(future).poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => panic!("the in-memory transport never waits"),
+        }
+    }
+
+    #[test]
+    fn index_gets_the_union_and_is_not_rewritten_when_it_lists_every_key() {
+        let t = Memory::default();
+        let endpoint = Endpoint::Http {
+            base_url: "http://host/".into(),
+            token: None,
+            writable: true,
+        };
+        let key = |n: u8| format!("batches/b1/labels/alice/{n}.json");
+        let keys = |ns: &[u8]| ns.iter().map(|n| key(*n)).collect::<BTreeSet<_>>();
+        let puts = || {
+            t.log
+                .borrow()
+                .iter()
+                .filter(|w| w.starts_with("PUT"))
+                .count()
+        };
+
+        ready(add_to_index(&t, &endpoint, "b1", &keys(&[1, 2]))).unwrap();
+        assert_eq!(puts(), 1);
+        ready(add_to_index(&t, &endpoint, "b1", &keys(&[2, 3]))).unwrap();
+        assert_eq!(puts(), 2);
+        assert_eq!(
+            ready(read_index(&t, &endpoint, "b1")).unwrap(),
+            keys(&[1, 2, 3])
+        );
+        // Every key listed already: read, nothing written.
+        ready(add_to_index(&t, &endpoint, "b1", &keys(&[1, 3]))).unwrap();
+        assert_eq!(puts(), 2);
     }
 }
