@@ -226,7 +226,7 @@ pub(crate) mod tests {
             revision_of(s, &[a.clone(), b2])
         );
         assert_ne!(
-            revision_of(s, &[a.clone()]),
+            revision_of(s, std::slice::from_ref(&a)),
             revision_of(LabelStatus::Submitted, &[a])
         );
     }
