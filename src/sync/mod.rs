@@ -300,6 +300,18 @@ pub async fn refresh(state: AppState) {
     });
 }
 
+/// After a push or pull went through: recounts first, then shows `synced` (or `N pending`), so the panel
+/// never says "synced" next to stale counts or conflicts.
+async fn settle(state: AppState) {
+    refresh(state).await;
+    let pending = state.sync.pending.get_untracked();
+    state.sync.status.set(if pending > 0 {
+        SyncStatus::Pending
+    } else {
+        SyncStatus::Synced
+    });
+}
+
 /// Queues a push shortly after a change (a burst of edits makes one fragment).
 pub fn schedule_push(state: AppState, delay_ms: u32) {
     if state.sync.link.with_untracked(Option::is_none) {
@@ -349,10 +361,12 @@ pub async fn push(state: AppState) {
     let result = push_inner(state, link).await;
     state.sync.busy.set_value(false);
     match result {
+        // Nothing was queued, nothing was sent: the status keeps what it said (a failed pull stays an
+        // error rather than turning into "synced").
+        Ok(0) => refresh(state).await,
         Ok(n) => {
             state.sync.attempt.set_value(0);
-            state.sync.status.set(SyncStatus::Synced);
-            refresh(state).await;
+            settle(state).await;
             // Changes made while this push was on the wire.
             if n > 0 && state.sync.pending.get_untracked() > 0 {
                 schedule_push(state, 200);
@@ -471,8 +485,7 @@ pub async fn pull(state: AppState) {
     state.sync.busy.set_value(false);
     match result {
         Ok(problems) => {
-            state.sync.status.set(SyncStatus::Synced);
-            refresh(state).await;
+            settle(state).await;
             if !problems.is_empty() {
                 state.error(format!(
                     "Some objects on the server were skipped: {}",
@@ -505,6 +518,9 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
     let current_id = state.current_record_now().map(|r| r.asset.id);
     let mut current_changed = false;
     let mut classes = std::collections::BTreeSet::new();
+    // Images whose queued labels are already the server's only version (a push whose answer was lost,
+    // e.g. to a reload): recorded as pushed instead of being sent again.
+    let mut already_pushed = Vec::new();
     let sync_ids: Vec<String> = link.ledger.asset_ids().map(str::to_owned).collect();
     for sync_id in sync_ids {
         let local_id = layout::local_asset_id(&link.batch, &sync_id);
@@ -567,14 +583,32 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
                     .await
                     .map_err(idb)?;
             }
-            Decision::UpToDate | Decision::Push => {
+            decision @ (Decision::UpToDate | Decision::Push) => {
                 if sync.conflict.is_some() {
                     db.set_conflict(&local_id, None).await.map_err(idb)?;
+                }
+                let heads = link.ledger.heads(&sync_id);
+                let queued = outbox.iter().find(|o| o.asset_id == local_id);
+                if let (Decision::Push, Some(entry), [head]) = (decision, queued, heads.as_slice())
+                {
+                    // Not for a conflict's answer: its parents still have to reach the server.
+                    if head.revision == local.revision && sync.parents.is_empty() {
+                        already_pushed.push(Pushed {
+                            asset_id: local_id.clone(),
+                            generation: entry.generation.clone(),
+                            revision: local.revision.clone(),
+                        });
+                    }
                 }
             }
         }
     }
-    db.put_sync_batch(&link).await.map_err(idb)?;
+    if already_pushed.is_empty() {
+        db.put_sync_batch(&link).await.map_err(idb)?;
+    } else {
+        // Drops their outbox entries (unless changed meanwhile) and saves the link, in one transaction.
+        db.finish_push(&link, &already_pushed).await.map_err(idb)?;
+    }
     keep_link(state, link);
     state.ensure_classes(classes).await;
     if current_changed {
@@ -711,6 +745,13 @@ pub async fn fetch_image(state: AppState, record: &AssetRecord) -> Result<AssetR
     use lamina_sync::driver::Transport;
     let probe = request.clone();
     let response = Fetch.send(request).await.map_err(|e| e.to_string())?;
+    if response.status == 404 {
+        // The server's own 404 body (S3 XML, an HTML page) tells the user nothing more.
+        return Err(format!(
+            "the image is not on the server (HTTP 404 on {}): the batch manifest lists it, but it was not uploaded or was removed",
+            probe.what
+        ));
+    }
     lamina_sync::endpoint::check_status(&probe, &response).map_err(|e| e.to_string())?;
     // The worker takes (detaches) the buffer it is given: hand it a copy and keep the body for the blob.
     let for_worker = js_sys::Uint8Array::from(response.body.as_slice());

@@ -229,7 +229,10 @@ pub fn Labeler(state: AppState) -> impl IntoView {
             .map(|r| (r.asset.width, r.asset.height))
     };
     let fit_view = move || {
-        if let (Some(vp), Some((w, h))) = (viewport.get_untracked(), size()) {
+        if let (Some(vp), Some((w, h))) = (
+            viewport.get_untracked(),
+            size().filter(|&(w, h)| w > 0 && h > 0),
+        ) {
             let rect = vp.get_bounding_client_rect();
             state
                 .view
@@ -237,9 +240,12 @@ pub fn Labeler(state: AppState) -> impl IntoView {
         }
     };
 
-    // Refit when another image opens.
-    Effect::new(move |prev: Option<Option<String>>| {
-        let id = state.current_record().map(|r| r.asset.id);
+    // Refit when another image opens, or when its size becomes known (a synced batch's image is fetched
+    // after its record is shown).
+    Effect::new(move |prev: Option<Option<(String, u32, u32)>>| {
+        let id = state
+            .current_record()
+            .map(|r| (r.asset.id, r.asset.width, r.asset.height));
         if prev.as_ref() != Some(&id) {
             fit_view();
             suggest::cancel(state);

@@ -40,31 +40,46 @@ pub fn SyncPanel(state: AppState) -> impl IntoView {
     let labeler = RwSignal::new(String::new());
 
     // Opening a synced project fills the form with its endpoint (never with a secret not remembered).
+    // Only when the project or its endpoint changes: every push and pull updates the link's ledger, and
+    // that must not overwrite what the user is typing.
+    let linked = Memo::new(move |_| {
+        state.sync.link.with(|l| {
+            l.as_ref().map(|l| {
+                (
+                    l.project_id.clone(),
+                    l.batch.clone(),
+                    l.labeler.clone(),
+                    l.remember,
+                    l.endpoint.clone(),
+                )
+            })
+        })
+    });
     Effect::new(move |_| {
-        if let Some(link) = state.sync.link.get() {
-            batch.set(link.batch.clone());
-            labeler.set(link.labeler.clone());
-            remember.set(link.remember);
-            match &link.endpoint {
+        if let Some((_, link_batch, link_labeler, link_remember, link_endpoint)) = linked.get() {
+            batch.set(link_batch);
+            labeler.set(link_labeler);
+            remember.set(link_remember);
+            match link_endpoint {
                 Endpoint::S3 {
                     location,
                     credentials,
                 } => {
                     kind.set("s3".into());
-                    endpoint.set(location.endpoint.clone());
-                    bucket.set(location.bucket.clone());
-                    region.set(location.region.clone());
-                    prefix.set(location.prefix.clone());
+                    endpoint.set(location.endpoint);
+                    bucket.set(location.bucket);
+                    region.set(location.region);
+                    prefix.set(location.prefix);
                     path_style.set(location.path_style);
                     if let Some(c) = credentials {
-                        access_key.set(c.access_key.clone());
+                        access_key.set(c.access_key);
                     }
                 }
                 Endpoint::Http {
                     base_url, writable, ..
                 } => {
                     kind.set("webdav".into());
-                    endpoint.set(base_url.clone());
+                    endpoint.set(base_url);
                     read_only.set(!writable);
                 }
             }
