@@ -65,6 +65,8 @@ pub struct SyncState {
     /// Bumped by every scheduled push, so only the last one of a burst runs.
     scheduled: StoredValue<u64>,
     attempt: StoredValue<u32>,
+    /// The last fragment built, by the outbox generations it carries: a retry sends the same bytes.
+    last_fragment: StoredValue<Option<(Vec<String>, Fragment)>>,
 }
 
 impl SyncState {
@@ -77,6 +79,7 @@ impl SyncState {
             busy: StoredValue::new(false),
             scheduled: StoredValue::new(0),
             attempt: StoredValue::new(0),
+            last_fragment: StoredValue::new(None),
         }
     }
 
@@ -448,7 +451,17 @@ async fn push_inner(state: AppState, mut link: BatchLink) -> Result<usize, SyncE
         });
         labels.push(asset_labels);
     }
-    let fragment = Fragment::new(&link.batch, &link.labeler, &now(), labels)?;
+    // A retry of the very same images and changes reuses the fragment it built (same time, same bytes,
+    // same key), so an upload whose answer was lost is not written a second time under a new key.
+    let generations: Vec<String> = pushed.iter().map(|p| p.generation.clone()).collect();
+    let fragment = match state.sync.last_fragment.get_value() {
+        Some((g, f)) if g == generations && f.batch == link.batch => f,
+        _ => Fragment::new(&link.batch, &link.labeler, &now(), labels)?,
+    };
+    state
+        .sync
+        .last_fragment
+        .set_value(Some((generations, fragment.clone())));
     let outcome =
         driver::push_fragment(&Fetch, &link.endpoint, &fragment, &link.ledger.fragments).await?;
     link.ledger.record(&outcome.key, &fragment);

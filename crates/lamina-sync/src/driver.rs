@@ -255,11 +255,7 @@ pub async fn pull_manifest<T: Transport>(
             })?,
     };
     let text = String::from_utf8_lossy(&bytes);
-    parse_batch_manifest(batch, &text).map_err(|e| SyncError::Rejected {
-        status: 200,
-        what: format!("GET {json_key}"),
-        body: e.to_string(),
-    })
+    parse_batch_manifest(batch, &text).map_err(|e| SyncError::BadManifest(e.to_string()))
 }
 
 #[cfg(test)]

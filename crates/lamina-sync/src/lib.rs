@@ -44,6 +44,9 @@ pub enum SyncError {
         what: String,
         body: String,
     },
+    /// The batch manifest is on the server but unusable (the message names the batch and why).
+    #[error("{0}")]
+    BadManifest(String),
     #[error("the listing of {0} cannot be read: {1}")]
     BadListing(String, String),
     #[error(
