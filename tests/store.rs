@@ -208,7 +208,7 @@ async fn a_version_1_database_is_migrated_and_keeps_its_projects() {
     delete_database(name).await.unwrap();
     make_v1_database(name).await;
     let store = Store::open(name).await.unwrap();
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     assert_eq!(store.projects().await.unwrap(), vec![project("old")]);
     // The stores version 2 added work.
     let f16 = js_sys::Uint8Array::from(&[1u8, 2, 3, 4][..]);
@@ -229,5 +229,79 @@ async fn a_version_1_database_is_migrated_and_keeps_its_projects() {
         16
     );
     assert!(store.model_file("missing").await.unwrap().is_none());
+    // The stores version 3 added (team sync) work too.
+    assert!(store.outbox("old").await.unwrap().is_empty());
+    store.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_change_queues_its_push_in_the_same_commit_and_a_push_clears_only_what_it_sent() {
+    use lamina_app::store::OutboxEntry;
+    use lamina_app::sync::store::{BatchLink, Pushed};
+    let name = "lamina-test-outbox";
+    delete_database(name).await.unwrap();
+    let store = Store::open(name).await.unwrap();
+    let rec = record("p", "b~a", 0);
+    store.add_asset(&rec, &blob(b"x")).await.unwrap();
+    let entry = |generation: &str| OutboxEntry {
+        asset_id: "b~a".into(),
+        project_id: "p".into(),
+        generation: generation.into(),
+    };
+    let edit = Edit {
+        removed: vec![],
+        added: vec![square("b~a", "i1", 0.0)],
+    };
+    store
+        .apply_edit(&rec, &edit, Some(&entry("g1")))
+        .await
+        .unwrap();
+    assert_eq!(store.outbox("p").await.unwrap().len(), 1);
+    // A push that read generation g1 lands after the image changed again (g2): the entry stays queued.
+    store
+        .apply_edit(&rec, &Edit::default(), Some(&entry("g2")))
+        .await
+        .unwrap();
+    let mut link = BatchLink {
+        project_id: "p".into(),
+        batch: "b".into(),
+        labeler: "alice".into(),
+        endpoint: lamina_sync::Endpoint::Http {
+            base_url: "http://127.0.0.1:1/".into(),
+            token: Some("secret-token".into()),
+            writable: true,
+        },
+        remember: false,
+        needs_credentials: false,
+        ledger: Default::default(),
+    };
+    let pushed = |generation: &str| Pushed {
+        asset_id: "b~a".into(),
+        generation: generation.into(),
+        revision: "r1".into(),
+    };
+    store.finish_push(&link, &[pushed("g1")]).await.unwrap();
+    assert_eq!(
+        store.outbox("p").await.unwrap().len(),
+        1,
+        "a newer change stays queued"
+    );
+    store.finish_push(&link, &[pushed("g2")]).await.unwrap();
+    assert!(store.outbox("p").await.unwrap().is_empty());
+    assert_eq!(
+        store.sync_records().await.unwrap()["b~a"].base.as_deref(),
+        Some("r1")
+    );
+    // The token is not written to disk unless the user asked to remember it.
+    let stored = store.sync_batch("p").await.unwrap().unwrap();
+    assert!(matches!(
+        stored.endpoint,
+        lamina_sync::Endpoint::Http { token: None, .. }
+    ));
+    assert!(stored.needs_credentials);
+    link.remember = true;
+    store.put_sync_batch(&link).await.unwrap();
+    let stored = store.sync_batch("p").await.unwrap().unwrap();
+    assert_eq!(stored.endpoint, link.endpoint);
     store.close();
 }

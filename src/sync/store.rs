@@ -2,7 +2,7 @@
 //! Every change that must stay consistent with the labels is one transaction with them.
 
 use idb::{Query, TransactionMode};
-use lamina_core::model::{Instance, LabelStatus};
+use lamina_core::model::Instance;
 use lamina_sync::{Endpoint, Ledger, RemoteEntry};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
@@ -242,11 +242,6 @@ impl Store {
             .await?;
         commit(tx).await
     }
-}
-
-/// Status a pulled image takes: the remote one.
-pub fn status_or_default(status: LabelStatus) -> LabelStatus {
-    status
 }
 
 async fn replace_instances(
