@@ -432,6 +432,11 @@ pub async fn import_bundle(
         }
     }
     let labels = store_bundle_instances(state, &bundle, &local_id).await;
+    // The project is shown again with its new labels before the outcome is announced, so whoever reads
+    // the notice (a user, a test) finds the labels on screen.
+    state
+        .open_project(state.project_id.get_untracked().unwrap_or_default())
+        .await;
     match labels {
         Ok(n) => {
             let mut text = format!("Bundle: {n} labels on {} images", local_id.len());
@@ -444,9 +449,6 @@ pub async fn import_bundle(
         }
         Err(e) => state.error(format!("Bundle labels not imported: {e}")),
     }
-    state
-        .open_project(state.project_id.get_untracked().unwrap_or_default())
-        .await;
 }
 
 /// Adds the bundle's classes that the project lacks (by id), keeping the project's own names and colours.
