@@ -449,9 +449,23 @@ impl AppState {
         }
     }
 
-    /// Replaces an image's record in the list (after sync changed it in storage).
-    pub fn replace_record_pub(&self, record: AssetRecord) {
-        self.replace_record(record)
+    /// Replaces images' records in the list (after sync changed them in storage), in one update: the
+    /// image list re-renders once, not once per image.
+    pub fn replace_records(&self, records: Vec<AssetRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let mut by_id: HashMap<String, AssetRecord> = records
+            .into_iter()
+            .map(|r| (r.asset.id.clone(), r))
+            .collect();
+        self.assets.update(|list| {
+            for r in list.iter_mut() {
+                if let Some(new) = by_id.remove(&r.asset.id) {
+                    *r = new;
+                }
+            }
+        });
     }
 
     /// Shows the current image's labels again from storage (sync replaced them); its undo history goes,

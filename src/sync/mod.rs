@@ -531,11 +531,19 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
     let current_id = state.current_record_now().map(|r| r.asset.id);
     let mut current_changed = false;
     let mut classes = std::collections::BTreeSet::new();
+    let mut updated_records = Vec::new();
     // Images whose queued labels are already the server's only version (a push whose answer was lost,
     // e.g. to a reload): recorded as pushed instead of being sent again.
     let mut already_pushed = Vec::new();
     let sync_ids: Vec<String> = link.ledger.asset_ids().map(str::to_owned).collect();
-    for sync_id in sync_ids {
+    let total = sync_ids.len();
+    for (done, sync_id) in sync_ids.into_iter().enumerate() {
+        if done % 25 == 0 && total > 25 {
+            state
+                .sync
+                .status
+                .set(SyncStatus::Syncing(format!("applying labels, image {done} of {total}")));
+        }
         let local_id = layout::local_asset_id(&link.batch, &sync_id);
         let Some(record) = assets.iter().find(|r| r.asset.id == local_id) else {
             problems.push(format!(
@@ -585,7 +593,7 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
                     .await
                     .map_err(idb)?
                 {
-                    state.replace_record_pub(updated);
+                    updated_records.push(updated);
                     if current_id.as_deref() == Some(local_id.as_str()) {
                         current_changed = true;
                     }
@@ -623,6 +631,7 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
         db.finish_push(&link, &already_pushed).await.map_err(idb)?;
     }
     keep_link(state, link);
+    state.replace_records(updated_records);
     state.ensure_classes(classes).await;
     if current_changed {
         state.reload_current().await;
@@ -718,7 +727,7 @@ async fn resolve_inner(
     db.resolve(&record, replacement.as_deref(), parents, &outbox)
         .await
         .map_err(|e| e.to_string())?;
-    state.replace_record_pub(record.clone());
+    state.replace_records(vec![record.clone()]);
     if state
         .current_record_now()
         .is_some_and(|r| r.asset.id == record.asset.id)
