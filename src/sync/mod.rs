@@ -8,10 +8,10 @@ pub mod store;
 
 use std::collections::HashMap;
 
-use lamina_core::model::{Asset, Instance, LabelStatus, Ontology, Project};
+use lamina_core::model::{Asset, LabelStatus, Ontology, Project};
 use lamina_sync::batch::ImageLocation;
 use lamina_sync::driver::{self, backoff_ms};
-use lamina_sync::fragment::{revision_of, AssetLabels, ImageInfo};
+use lamina_sync::fragment::{refile, revision_of, AssetLabels, ImageInfo};
 use lamina_sync::{layout, Decision, Endpoint, Fragment, LocalAsset, SyncError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -262,16 +262,11 @@ pub async fn on_project_opened(state: AppState, project_id: String) {
 
 /// Recounts the outbox and the conflicts of the current batch.
 pub async fn refresh(state: AppState) {
+    recount_pending(state).await;
     let Some(link) = state.sync.link.get_untracked() else {
         return;
     };
     let Ok(db) = store() else { return };
-    let pending = db
-        .outbox(&link.project_id)
-        .await
-        .map(|o| o.len())
-        .unwrap_or(0);
-    state.sync.pending.set(pending);
     let records = db.sync_records().await.unwrap_or_default();
     let names: HashMap<String, String> = state.assets.with_untracked(|a| {
         a.iter()
@@ -292,6 +287,20 @@ pub async fn refresh(state: AppState) {
         .collect();
     conflicts.sort_by(|a, b| a.name.cmp(&b.name));
     state.sync.conflicts.set(conflicts);
+}
+
+/// Recounts the outbox; the status follows (pending or synced) unless a sync is running or failed.
+async fn recount_pending(state: AppState) {
+    let Some(link) = state.sync.link.get_untracked() else {
+        return;
+    };
+    let Ok(db) = store() else { return };
+    let pending = db
+        .outbox(&link.project_id)
+        .await
+        .map(|o| o.len())
+        .unwrap_or(0);
+    state.sync.pending.set(pending);
     state.sync.status.update(|s| {
         if !matches!(s, SyncStatus::Syncing(_) | SyncStatus::Error(_)) {
             *s = if pending > 0 {
@@ -323,23 +332,13 @@ pub fn schedule_push(state: AppState, delay_ms: u32) {
     let ticket = state.sync.scheduled.with_value(|n| n + 1);
     state.sync.scheduled.set_value(ticket);
     spawn_local(async move {
-        refresh(state).await;
+        // Only the outbox changed: recount it (conflicts are re-read after the push or pull).
+        recount_pending(state).await;
         gloo_timers::future::TimeoutFuture::new(delay_ms).await;
         if state.sync.scheduled.get_value() == ticket {
             push(state).await;
         }
     });
-}
-
-/// Local instances as fragments carry them: filed under the batch's image id.
-fn local_labels(sync_id: &str, instances: &[Instance]) -> Vec<Instance> {
-    instances
-        .iter()
-        .map(|i| Instance {
-            asset_id: sync_id.to_owned(),
-            ..i.clone()
-        })
-        .collect()
 }
 
 /// Pushes every queued image of the current batch as one fragment. Transient failures retry with
@@ -437,7 +436,7 @@ async fn push_inner(state: AppState, mut link: BatchLink) -> Result<usize, SyncE
             sync_id.to_owned(),
             parents,
             record.asset.status,
-            local_labels(sync_id, &instances),
+            refile(&instances, sync_id),
         )
         .with_image(ImageInfo {
             sha256: record.asset.sha256.clone(),
@@ -539,10 +538,9 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
     let total = sync_ids.len();
     for (done, sync_id) in sync_ids.into_iter().enumerate() {
         if done % 25 == 0 && total > 25 {
-            state
-                .sync
-                .status
-                .set(SyncStatus::Syncing(format!("applying labels, image {done} of {total}")));
+            state.sync.status.set(SyncStatus::Syncing(format!(
+                "applying labels, image {done} of {total}"
+            )));
         }
         let local_id = layout::local_asset_id(&link.batch, &sync_id);
         let Some(record) = assets.iter().find(|r| r.asset.id == local_id) else {
@@ -555,7 +553,7 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
         let sync = records.get(&local_id).cloned().unwrap_or_default();
         let local = LocalAsset {
             base: sync.base.clone(),
-            revision: revision_of(record.asset.status, &local_labels(&sync_id, &instances)),
+            revision: revision_of(record.asset.status, &refile(&instances, &sync_id)),
             dirty: outbox.iter().any(|o| o.asset_id == local_id),
         };
         match link.ledger.decide(&sync_id, &local) {
@@ -577,14 +575,7 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
                 let Some(labels) = fragment.assets.iter().find(|a| a.asset_id == sync_id) else {
                     continue;
                 };
-                let theirs: Vec<Instance> = labels
-                    .instances
-                    .iter()
-                    .map(|i| Instance {
-                        asset_id: local_id.clone(),
-                        ..i.clone()
-                    })
-                    .collect();
+                let theirs = refile(&labels.instances, &local_id);
                 classes.extend(theirs.iter().map(|i| i.class_id.clone()));
                 let mut updated = record.clone();
                 updated.asset.status = labels.status;
@@ -678,10 +669,7 @@ async fn resolve_inner(
         .unwrap_or_default();
     let local = LocalAsset {
         base: sync.base.clone(),
-        revision: revision_of(
-            record.asset.status,
-            &local_labels(&view.sync_id, &instances),
-        ),
+        revision: revision_of(record.asset.status, &refile(&instances, &view.sync_id)),
         dirty: true,
     };
     let mut parents = link.ledger.resolution_parents(&view.sync_id, &local);
@@ -707,16 +695,7 @@ async fn resolve_inner(
                 .find(|a| a.asset_id == view.sync_id)
                 .ok_or("that version has no labels for this image")?;
             record.asset.status = labels.status;
-            Some(
-                labels
-                    .instances
-                    .into_iter()
-                    .map(|i| Instance {
-                        asset_id: record.asset.id.clone(),
-                        ..i
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            Some(refile(&labels.instances, &record.asset.id))
         }
     };
     let outbox = OutboxEntry {
@@ -764,21 +743,19 @@ pub async fn fetch_image(state: AppState, record: &AssetRecord) -> Result<AssetR
             what: format!("GET {url}"),
         },
     };
-    use lamina_sync::driver::Transport;
-    let probe = request.clone();
-    let response = Fetch.send(request).await.map_err(|e| e.to_string())?;
-    if response.status == 404 {
-        // The server's own 404 body (S3 XML, an HTML page) tells the user nothing more.
-        return Err(format!(
-            "the image is not on the server (HTTP 404 on {}): the batch manifest lists it, but it was not uploaded or was removed",
-            probe.what
-        ));
-    }
-    lamina_sync::endpoint::check_status(&probe, &response).map_err(|e| e.to_string())?;
+    let body = driver::send_checked(&Fetch, request)
+        .await
+        .map_err(|e| match e {
+            SyncError::NotFound { what } => format!(
+                "the image is not on the server (HTTP 404 on {what}): the batch manifest lists it, but it was not uploaded or was removed"
+            ),
+            other => other.to_string(),
+        })?
+        .body;
     // The worker takes (detaches) the buffer it is given: hand it a copy and keep the body for the blob.
-    let for_worker = js_sys::Uint8Array::from(response.body.as_slice());
+    let for_worker = js_sys::Uint8Array::from(body.as_slice());
     let decoded = crate::worker_client::decode_image(for_worker.buffer()).await?;
-    let bytes = js_sys::Uint8Array::from(response.body.as_slice());
+    let bytes = js_sys::Uint8Array::from(body.as_slice());
     if !record.asset.sha256.is_empty() && record.asset.sha256 != decoded.sha256 {
         return Err(format!(
             "its sha256 is {}…, not the {}… the batch manifest gives; the image was not used",

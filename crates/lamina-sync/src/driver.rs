@@ -40,7 +40,8 @@ pub struct BatchIndex {
     pub fragments: BTreeSet<String>,
 }
 
-async fn send_checked<T: Transport>(
+/// Sends a request and turns any answer but 2xx into its [`SyncError`].
+pub async fn send_checked<T: Transport>(
     t: &T,
     request: HttpRequest,
 ) -> Result<HttpResponse, SyncError> {

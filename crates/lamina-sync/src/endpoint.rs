@@ -293,6 +293,7 @@ pub fn check_status(request: &HttpRequest, response: &HttpResponse) -> Result<()
     match status {
         200..=299 => Ok(()),
         401 | 403 => Err(SyncError::Unauthorized { status, what }),
+        404 => Err(SyncError::NotFound { what }),
         408 | 429 | 500..=599 => Err(SyncError::ServerError { status, what }),
         // Some gateways answer 0 when the request never left (the browser's opaque network error).
         0 => Err(SyncError::Offline(what)),

@@ -48,6 +48,20 @@ pub struct ImageInfo {
     pub height: u32,
 }
 
+/// `instances` filed under `asset_id`: the batch's id in a fragment, a device's own id locally.
+pub fn refile<'a>(
+    instances: impl IntoIterator<Item = &'a Instance>,
+    asset_id: &str,
+) -> Vec<Instance> {
+    instances
+        .into_iter()
+        .map(|i| Instance {
+            asset_id: asset_id.to_owned(),
+            ..i.clone()
+        })
+        .collect()
+}
+
 /// The revision of an image's labels: independent of instance order and of who computes it.
 pub fn revision_of(status: LabelStatus, instances: &[Instance]) -> String {
     let mut sorted: Vec<&Instance> = instances.iter().collect();

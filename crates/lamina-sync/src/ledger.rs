@@ -167,8 +167,8 @@ impl Ledger {
             .is_some_and(|b| heads.iter().any(|h| &h.revision == b));
         // Labels made on this device before any sync, or nothing at all: an empty image adopts freely.
         let local_is_new_work = local.base.is_none() && local.dirty;
-        if !local.dirty && !mine_is_a_head && new.len() == 1 {
-            return Decision::Adopt(new.into_iter().next().unwrap_or_else(|| unreachable!()));
+        if let (false, false, [only]) = (local.dirty, mine_is_a_head, new.as_slice()) {
+            return Decision::Adopt(only.clone());
         }
         let mine = if local.dirty || mine_is_a_head || local_is_new_work {
             Some(local.revision.clone())

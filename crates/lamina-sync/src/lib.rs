@@ -38,6 +38,9 @@ pub enum SyncError {
     Unauthorized { status: u16, what: String },
     #[error("the server failed (HTTP {status} on {what})")]
     ServerError { status: u16, what: String },
+    /// The object is not there (HTTP 404); the server's own page says nothing more.
+    #[error("nothing on the server for {what} (HTTP 404)")]
+    NotFound { what: String },
     #[error("the server answered HTTP {status} on {what}: {body}")]
     Rejected {
         status: u16,

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use lamina_core::model::{Asset, Ontology};
 use lamina_sync::driver::{self, Transport};
-use lamina_sync::fragment::{revision_of, AssetLabels, ImageInfo};
+use lamina_sync::fragment::{refile, revision_of, AssetLabels, ImageInfo};
 use lamina_sync::{layout, Fragment, Ledger};
 
 use super::transport::{block_on, rfc3339_now, Ureq};
@@ -94,15 +94,7 @@ pub(super) fn push(a: &PushArgs) -> Result<Report> {
         let sync_id = layout::sync_asset_id(batch, &asset.id).to_owned();
         let instances: Vec<_> = by_asset
             .get(asset.id.as_str())
-            .map(|list| {
-                list.iter()
-                    .map(|i| {
-                        let mut i = (*i).clone();
-                        i.asset_id = sync_id.clone();
-                        i
-                    })
-                    .collect()
-            })
+            .map(|list| refile(list.iter().copied(), &sync_id))
             .unwrap_or_default();
         let revision = revision_of(asset.status, &instances);
         let heads = ledger.heads(&sync_id);
