@@ -10,12 +10,11 @@
 //   LAMINA_CLI=path picks the binary; otherwise target/release/lamina when it is newer than every
 //   source file of the CLI and its crates, else target/debug/lamina (the output says which).
 // Needs what tests/sync/servers.mjs needs: garage 2.5.0, Debian nginx, python3 with boto3.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGarage, startDav } from '../tests/sync/servers.mjs';
+import { startGarage, startDav, runJson } from '../tests/sync/servers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -55,21 +54,10 @@ function pickCli() {
 const { cli, build } = pickCli();
 
 /** Runs `lamina --json ...args`; resolves to its report and the wall time (process start included). */
-function lamina(args) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(cli, ['--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    child.stdout.on('data', (c) => out.push(c));
-    child.stderr.on('data', (c) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const wall = (performance.now() - t0) / 1000;
-      if (code !== 0) return reject(new Error(`lamina ${args.join(' ')} failed (${code}):\n${Buffer.concat(err)}`));
-      resolve({ ...JSON.parse(Buffer.concat(out)), wall });
-    });
-  });
+async function lamina(args) {
+  const { code, stdout, stderr, wall } = await runJson(cli, args);
+  if (code !== 0) throw new Error(`lamina ${args.join(' ')} failed (${code}):\n${stderr}`);
+  return { ...JSON.parse(stdout), wall };
 }
 
 // ---- run ---------------------------------------------------------------------------------------

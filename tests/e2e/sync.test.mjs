@@ -5,14 +5,13 @@
 // Run: node --test --test-concurrency=1 tests/e2e/sync.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
   suite, byId, count, text, until, waitCount, waitNotice, waitImage, dismissNotice, selectTool, brushStroke,
   polygon, overlayPixel, blur, noPanics, tempDir, ROOT, OUT,
 } from './harness.mjs';
-import { startGarage, startDav, startFaultProxy, s3check } from '../sync/servers.mjs';
+import { startGarage, startDav, startFaultProxy, s3check, runJson } from '../sync/servers.mjs';
 
 const CLI = path.join(ROOT, 'target/debug/lamina');
 const DEV = path.resolve(ROOT, '../shared/data/nuinsseg-dev');
@@ -75,20 +74,10 @@ const CLI_ENV = Object.fromEntries(
 );
 
 /** `lamina --json ...args`, asynchronous (the fault proxy runs in this process); resolves to its report. */
-function lamina(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(CLI, ['--json', ...args], { env: CLI_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    child.stdout.on('data', (c) => out.push(c));
-    child.stderr.on('data', (c) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const stdout = Buffer.concat(out).toString();
-      if (code !== 0) return reject(new Error(`lamina ${args.join(' ')} exited ${code}:\n${stdout}\n${Buffer.concat(err)}`));
-      resolve(JSON.parse(stdout));
-    });
-  });
+async function lamina(args) {
+  const { code, stdout, stderr } = await runJson(CLI, args, { env: CLI_ENV });
+  if (code !== 0) throw new Error(`lamina ${args.join(' ')} exited ${code}:\n${stdout}\n${stderr}`);
+  return JSON.parse(stdout);
 }
 
 let seq = 0;

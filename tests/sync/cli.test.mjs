@@ -4,13 +4,12 @@
 // sync code. Run: node --test tests/sync/cli.test.mjs (LAMINA_CLI picks another binary).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startGarage, startDav, startFaultProxy, s3check } from './servers.mjs';
+import { startGarage, startDav, startFaultProxy, s3check, runJson } from './servers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = process.env.LAMINA_CLI || path.join(ROOT, 'target/debug/lamina');
@@ -44,26 +43,15 @@ const CLI_ENV = Object.fromEntries(
  * Runs `lamina --json ...args`; resolves to { code, json, stderr }. Asynchronous, so the fault proxy
  * (which runs in this process) keeps answering while the CLI waits for it.
  */
-function lamina(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(CLI, ['--json', ...args], { env: CLI_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
-    const err = [];
-    child.stdout.on('data', (c) => out.push(c));
-    child.stderr.on('data', (c) => err.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const stdout = Buffer.concat(out).toString();
-      const stderr = Buffer.concat(err).toString();
-      let json;
-      try {
-        json = JSON.parse(stdout);
-      } catch {
-        return reject(new Error(`lamina ${args.join(' ')}: stdout is not one JSON object (exit ${code}):\n${stdout}\n${stderr}`));
-      }
-      resolve({ code, json, stderr });
-    });
-  });
+async function lamina(args) {
+  const { code, stdout, stderr } = await runJson(CLI, args, { env: CLI_ENV });
+  let json;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    throw new Error(`lamina ${args.join(' ')}: stdout is not one JSON object (exit ${code}):\n${stdout}\n${stderr}`);
+  }
+  return { code, json, stderr };
 }
 
 /** Runs the CLI and expects success; resolves to its JSON report. */

@@ -164,6 +164,28 @@ function python() {
 }
 
 /**
+ * Runs `cli --json ...args` and resolves to { code, stdout, stderr, wall } (wall: seconds, process start
+ * included). Asynchronous for the same reason as s3check: a fault proxy in this process keeps answering.
+ */
+export function runJson(cli, args, { env } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cli, ['--json', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (c) => out.push(c));
+    child.stderr.on('data', (c) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({
+      code,
+      stdout: Buffer.concat(out).toString(),
+      stderr: Buffer.concat(err).toString(),
+      wall: (performance.now() - t0) / 1000,
+    }));
+  });
+}
+
+/**
  * Runs tests/sync/s3check.py against an S3 endpoint; resolves to its stdout (a Buffer), rejects on
  * failure (the error has .status and .stderr). Asynchronous on purpose: a synchronous spawn would
  * block this process's event loop, and with it a fault proxy running here in front of the server.
