@@ -1,4 +1,4 @@
-//! Parity with onnxruntime for the shipped nuclei model (models/nuclei-v1, made by
+//! Parity with onnxruntime for the shipped nuclei model (models/nuclei-v2, made by
 //! models/tools/train_nuclei.py): its golden outputs, computed by onnxruntime on one thread, must come out
 //! of our engine within 1e-4 relative. Same machinery as golden.rs (the sam-tiny fixture); this model has
 //! S = 256 (a 256x256 tile is not resized), a [1,128,32,32] embedding and 128x128 low-res masks.
@@ -15,7 +15,7 @@ mod common;
 use common::assert_close;
 
 fn model_dir() -> PathBuf {
-    common::model_dir("models/nuclei-v1")
+    common::model_dir("models/nuclei-v2")
 }
 
 fn case(name: &str) -> Value {
@@ -50,7 +50,7 @@ fn prompts_of(e: &SamEngine, case: &Value) -> Prompts {
 fn manifest_describes_a_256_input_with_128_low_res_masks() {
     let e = engine();
     assert_eq!(e.manifest.input_size, 256);
-    assert_eq!(e.manifest.embedding_shape, [1, 128, 32, 32]);
+    assert_eq!(e.manifest.embedding_shape, [1, 176, 32, 32]);
     assert_eq!(e.manifest.low_res_mask_size, 128);
 }
 

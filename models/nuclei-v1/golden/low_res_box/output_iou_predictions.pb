@@ -1,1 +1,0 @@
-Biou_predictionsJPeJ?b“?@Î;‡Ä5<

@@ -1,1 +1,0 @@
-Biou_predictionsJî5?÷K?€òþ; ô<

@@ -1,0 +1,1 @@
+Biou_predictionsJ×OD?úC?Ú¢C?‰ÉB?

@@ -1,0 +1,1 @@
+Biou_predictionsJ9AU?p®U?‚KX?´©U?

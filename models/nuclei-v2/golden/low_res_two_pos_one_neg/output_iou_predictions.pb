@@ -1,0 +1,1 @@
+Biou_predictionsJJ¾@?X5A?˜×B?„ÞA?
