@@ -127,9 +127,9 @@ def train_step(model, opt, batch_imgs, batch_masks, rng, args):
     gt = torch.from_numpy(np.stack(gts_np)).float()
     # prompt mode for the whole batch
     u = rng.random()
-    if u < 0.25:
+    if u < args.box_frac:
         mode, n_corr = "box", 0
-    elif u < 0.30:
+    elif u < args.box_frac + 0.05:
         mode, n_corr = "box", int(rng.integers(1, 3))
     else:
         mode = "click"
@@ -143,7 +143,7 @@ def train_step(model, opt, batch_imgs, batch_masks, rng, args):
             else:
                 r, c = random_interior(d, rng, 0.3)
             clicks[j].append((c + rng.uniform(0, 1), r + rng.uniform(0, 1), 1.0))
-    boxes = [box_of(g, rng, rng.random() < 0.6) for g in gts_np] if mode == "box" else None
+    boxes = [box_of(g, rng, rng.random() >= args.tight_frac) for g in gts_np] if mode == "box" else None
 
     def tensors():
         n = len(clicks[0])
@@ -577,6 +577,8 @@ def main():
     t.add_argument("--init", default=None, help="start from this checkpoint's weights (a second stage)")
     t.add_argument("--aux-weight", type=float, default=1.0, help="weight of the dense foreground and centre-vote loss")
     t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--box-frac", type=float, default=0.25, help="share of steps prompted by a box alone")
+    t.add_argument("--tight-frac", type=float, default=0.4, help="share of those boxes drawn tight")
     t.add_argument("--eval-every", type=int, default=250)
     t.add_argument("--dev-tiles", type=int, default=16, help="dev tiles used for checkpoint selection")
     e = sub.add_parser("export")

@@ -1,1 +1,1 @@
-Biou_predictionsJX]?øÎE?`+?¿S%?
+Biou_predictionsJ—e?v‚Q?:?ÿ	3?

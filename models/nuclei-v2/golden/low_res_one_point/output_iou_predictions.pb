@@ -1,1 +1,1 @@
-Biou_predictionsJ×OD?úC?Ú¢C?‰ÉB?
+Biou_predictionsJ©G?ª’G?ØÄG?æF?

@@ -1,1 +1,1 @@
-Biou_predictionsJ9AU?p®U?‚KX?´©U?
+Biou_predictionsJcˆW?f×Y?@H\?”ÁY?

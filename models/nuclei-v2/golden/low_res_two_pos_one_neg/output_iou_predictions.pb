@@ -1,1 +1,1 @@
-Biou_predictionsJJ¾@?X5A?˜×B?„ÞA?
+Biou_predictionsJF.F?8G?fîG?DïF?
