@@ -99,7 +99,7 @@ def dense_targets(masks):
     cy = torch.zeros(b * n).index_add_(0, flat, ys) / cnt
     cx = torch.zeros(b * n).index_add_(0, flat, xs) / cnt
     idx = (lab + n * torch.arange(b).view(b, 1, 1)).reshape(-1)
-    g = (torch.arange(nm.L, dtype=torch.float32) + 0.5) * k
+    g = nm._grid(nm.L)                                          # cell centres, model px
     ty = (cy[idx].view(b, nm.L, nm.L) - g.view(1, nm.L, 1)) / nm.VOTE_UNIT
     tx = (cx[idx].view(b, nm.L, nm.L) - g.view(1, 1, nm.L)) / nm.VOTE_UNIT
     return fg, torch.stack([ty, tx], 1), (lab > 0).float()
@@ -495,6 +495,14 @@ def make_golden(out):
     print(f"golden: {len(cases)} cases, {size} bytes")
 
 
+def source_note(ck):
+    a = ck["args"]
+    stage = f", continuing from {os.path.basename(a['init'])}" if a.get("init") else ""
+    return (f"Trained by models/tools/train_nuclei.py (last stage: seed {a['seed']}, {ck['step']} steps{stage}) "
+            f"on NuInsSeg (shared/data/nuinsseg-train); selected on nuinsseg-dev. Every stage's command and the "
+            f"architecture: see MODEL_CARD.md.")
+
+
 def cmd_export(args):
     torch.set_num_threads(args.threads)
     ck = torch.load(args.ckpt, map_location="cpu")
@@ -518,8 +526,7 @@ def cmd_export(args):
         i_o, l_o = ort.decode(e_o, coords, labels, m, np.ones(1, np.float32))
         print("decoder max abs diff", float(np.abs(l_t.numpy() - l_o).max()), float(np.abs(i_t.numpy() - i_o).max()))
     ev = ck.get("eval", {})
-    source = (f"Trained by models/tools/train_nuclei.py (seed {ck['args']['seed']}, {ck['step']} steps) on "
-              f"NuInsSeg (shared/data/nuinsseg-train); selected on nuinsseg-dev. Architecture: see MODEL_CARD.md.")
+    source = source_note(ck)
     write_manifest(args.out, source)
     make_golden(args.out)
     if args.eval:

@@ -1,7 +1,7 @@
 //! Parity with onnxruntime for the shipped nuclei model (models/nuclei-v2, made by
 //! models/tools/train_nuclei.py): its golden outputs, computed by onnxruntime on one thread, must come out
 //! of our engine within 1e-4 relative. Same machinery as golden.rs (the sam-tiny fixture); this model has
-//! S = 256 (a 256x256 tile is not resized), a [1,128,32,32] embedding and 128x128 low-res masks.
+//! S = 256 (a 256x256 tile is not resized), a [1,176,32,32] embedding and 128x128 low-res masks.
 
 use std::path::PathBuf;
 

@@ -163,7 +163,7 @@ class Decoder(nn.Module):
         x = coords[:, :, 0]
         y = coords[:, :, 1]
         # the Gaussian around a point is separable, so each weighted sum over the grid is two small matmuls
-        # (no B,N,L,L tensor: this keeps the decode fast in tract)
+        # instead of a B,N,L,L product (the comparison of votes below does need one per point)
         gy = torch.exp((y.unsqueeze(2) - g).pow(2) * (-0.5 / (SIG_GATHER * SIG_GATHER)))   # B,N,L
         gx = torch.exp((x.unsqueeze(2) - g).pow(2) * (-0.5 / (SIG_GATHER * SIG_GATHER)))
         p = fg + 0.05
