@@ -2,7 +2,9 @@
 // tract (our wasm worker, dist/) vs onnxruntime-web, side by side in headless Chromium, on the same ONNX
 // files, the same tile and the same single-click prompts, one thread each. Prints figures; asserts nothing.
 //
-// Usage: node bench/browser_sam.mjs --model DIR [--runs N] [--decodes M] [--image PNG] [--json]
+// Usage: node bench/browser_sam.mjs --model DIR [--runs N] [--decodes M] [--image PNG] [--json] [--profile K]
+// --profile K: also time K tract decodes per graph node in the worker and list the slowest (the same
+// table as `lamina bench sam --profile K` natively, so wasm and native costs compare op by op).
 // Needs: dist/ from `bash scripts/build-web`, and `cd tools && npm install` (playwright-core,
 // onnxruntime-web). Uses Debian's /usr/bin/chromium; never downloads a browser.
 import { createRequire } from 'node:module';
@@ -22,6 +24,7 @@ const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] 
 const modelDir = path.resolve(opt('--model', ''));
 const runs = Number(opt('--runs', 3));
 const decodes = Number(opt('--decodes', 30));
+const profile = Number(opt('--profile', 0));
 const imagePath = path.resolve(root, opt('--image', '../shared/data/nuinsseg-dev/images/nuinsseg_human_bladder_01_x0y0.png'));
 if (!fs.existsSync(path.join(modelDir, 'manifest.json'))) throw new Error('--model DIR with a manifest.json is required');
 const workerWasm = path.join(root, 'dist/pkg/lamina_worker_bg.wasm');
@@ -76,7 +79,7 @@ function rendererPeakMb() {
 // Runs in the page: starts the engine's worker, loads, encodes `runs` times, then `decodes` single clicks
 // over a 6x6 grid of the tile (as `lamina bench sam`), one at a time. Times every postMessage round trip
 // and collects the worker's own figures.
-async function pageBench({ engine, runs, decodes }) {
+async function pageBench({ engine, runs, decodes, profile }) {
   const get = async (url) => (await fetch(url)).arrayBuffer();
   const manifestText = await (await fetch('/model/manifest.json')).text();
   const manifest = JSON.parse(manifestText);
@@ -129,9 +132,12 @@ async function pageBench({ engine, runs, decodes }) {
     const { rt, result } = await timed(msg);
     clicks.push({ rt, decode_ms: result.decode_ms, mask_ms: result.mask_ms });
   }
+  const profiled = engine === 'tract' && profile > 0
+    ? await call({ kind: 'profile', handle, prompts: { points: [[iw / 2, ih / 2, true]] }, runs: profile })
+    : null;
   worker.terminate();
   const mem = performance.memory ? performance.memory.usedJSHeapSize / 2 ** 20 : null; // main thread only
-  return { startup_ms, load_rt: load.rt, load_ms: load.result.load_ms, encodes, clicks, main_heap_mb: mem, image: [iw, ih] };
+  return { startup_ms, load_rt: load.rt, load_ms: load.result.load_ms, encodes, clicks, main_heap_mb: mem, image: [iw, ih], profiled };
 }
 
 async function bench(engine) {
@@ -145,7 +151,7 @@ async function bench(engine) {
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(origin + '/');
-    const r = await page.evaluate(pageBench, { engine, runs, decodes });
+    const r = await page.evaluate(pageBench, { engine, runs, decodes, profile });
     return { ...r, renderer_peak_mb: rendererPeakMb(), errors };
   } finally {
     await browser.close();
@@ -164,7 +170,7 @@ function summary(r) {
     decode_rt_p50_ms: p(clicks.map((c) => c.rt), 50),
     mask_p50_ms: clicks[0]?.mask_ms === undefined ? null : p(clicks.map((c) => c.mask_ms), 50),
     decodes: clicks.length, encodes: r.encodes.length, renderer_peak_mb: r.renderer_peak_mb,
-    main_heap_mb: r.main_heap_mb, checksum: r.encodes[0].checksum, errors: r.errors,
+    main_heap_mb: r.main_heap_mb, checksum: r.encodes[0].checksum, errors: r.errors, profile: r.profiled ?? null,
   };
 }
 
@@ -214,5 +220,12 @@ if (argv.includes('--json')) {
   }
   console.log(`     tract/ort: raw ${ratio(sizes.tract.raw, sizes.ort?.raw)}, gzip ${ratio(sizes.tract.gzip, sizes.ort?.gzip)}, brotli ${ratio(sizes.tract.brotli, sizes.ort?.brotli)}`);
   console.log(`main-thread JS heap (performance.memory; workers have none): tract page ${f(tract.main_heap_mb)} MB, ort page ${f(ort.main_heap_mb)} MB`);
+  if (tract.profile) {
+    const total = tract.profile.reduce((a, r) => a + r.ms, 0);
+    console.log(`tract decode profile in the worker: ${f(total, 2)} ms per decode (performance.now per node), slowest:`);
+    for (const r of tract.profile.slice(0, 20)) {
+      console.log(`  ${f(r.ms, 3).padStart(7)} ms ${f((100 * r.ms) / total).padStart(5)}%  ${r.op.slice(0, 28).padEnd(28)} ${r.name.slice(0, 36).padEnd(36)} ${r.shape}`);
+    }
+  }
   for (const [name, r] of [['tract', tract], ['ort', ort]]) if (r.errors.length) console.log(`${name} page errors: ${r.errors.join('; ')}`);
 }

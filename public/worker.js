@@ -11,6 +11,8 @@
 //                                           -> {rle, area, bbox, iou, stability, best, ious, decode_ms}
 //              (image pixels; `refine` feeds the low-res mask of the last decode that had `remember`, the
 //              default; a hover preview sends remember: false so it never disturbs a refinement)
+//   profile    {handle, prompts, runs}      -> [{name, op, shape, ms}] per graph node, slowest first
+//              (a diagnosis aid for bench/browser_sam.mjs --profile)
 //   drop       {handle}                     -> {}
 // `segment` is latest-wins: a newer segment request cancels one still waiting (hover preview sends many).
 import init, * as wasm from './pkg/lamina_worker.js';
@@ -48,6 +50,8 @@ function run(data) {
         return reply(id, { handle: wasm.restore_embedding(new Uint8Array(data.f16), data.width, data.height) });
       case 'segment':
         return reply(id, wasm.decode_prompts(data.handle, JSON.stringify(data.prompts)));
+      case 'profile':
+        return reply(id, wasm.profile_decode(data.handle, JSON.stringify(data.prompts), data.runs));
       case 'drop':
         wasm.drop_embedding(data.handle);
         return reply(id, {});

@@ -26,6 +26,27 @@ pub struct BenchSamArgs {
     encodes: usize,
     #[arg(long, default_value_t = 30)]
     decodes: usize,
+    /// Also time the decoder per graph node over this many single-click decodes and list the slowest
+    /// (the browser bench has the same, `node bench/browser_sam.mjs --profile N`).
+    #[arg(long, default_value_t = 0)]
+    profile: usize,
+}
+
+/// The slowest nodes of a decode profile as text, with their share of the total.
+pub fn profile_table(rows: &[lamina_sam::NodeTime], top: usize) -> String {
+    let total: f64 = rows.iter().map(|r| r.ms).sum();
+    let mut out = format!("  decode profile: {total:.2} ms per decode, slowest nodes:");
+    for r in rows.iter().take(top) {
+        out += &format!(
+            "\n  {:7.3} ms {:5.1}%  {:<28} {:<36} {}",
+            r.ms,
+            100.0 * r.ms / total.max(1e-9),
+            r.op.chars().take(28).collect::<String>(),
+            r.name.chars().take(36).collect::<String>(),
+            r.shape
+        );
+    }
+    out
 }
 
 fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
@@ -103,6 +124,21 @@ pub fn run(args: &BenchSamArgs) -> Result<Report> {
     };
     let (p50, p95) = (percentile(&decode_ms, 50.0), percentile(&decode_ms, 95.0));
     let m = &engine.manifest;
+    let started = Instant::now();
+    let profile = if args.profile > 0 {
+        let prompts = Prompts {
+            points_image: vec![([w / 2.0, h / 2.0], true)],
+            ..Prompts::default()
+        };
+        let clock = || ms_since(started);
+        Some(engine.profile_decode(&embedding, &prompts, args.profile, &clock)?)
+    } else {
+        None
+    };
+    let profile_text = profile
+        .as_ref()
+        .map(|rows| format!("\n{}", profile_table(rows, 20)))
+        .unwrap_or_default();
     Ok(Report {
         ok: true,
         json: json!({
@@ -110,12 +146,12 @@ pub fn run(args: &BenchSamArgs) -> Result<Report> {
             "image": [image.width(), image.height()], "input_size": m.input_size,
             "load_ms": load_ms, "encode_ms": encode_ms, "encode_p50_ms": encode_p50,
             "first_decode_ms": first_decode_ms, "decode_p50_ms": p50, "decode_p95_ms": p95,
-            "decodes": decode_ms.len(),
+            "decodes": decode_ms.len(), "decode_profile": profile,
         }),
         human: format!(
             "model {} ({}, decoder {}), image {}x{} -> input {}\n  load   {load_ms:8.1} ms\n  encode {encode_p50:8.1} ms p50 over {} runs\n  decode {p50:8.1} ms p50, {p95:.1} ms p95 over {} single clicks (first: {:.1} ms), incl. mask to image size",
             m.id, m.family, args.variant, image.width(), image.height(), m.input_size,
             encode_ms.len(), decode_ms.len(), first_decode_ms.unwrap_or(f64::NAN)
-        ),
+        ) + &profile_text,
     })
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use lamina_core::mask::Mask;
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::{eval, SimpleState};
 
 use crate::manifest::{DecoderVariant, ManifestError, ModelManifest};
 use crate::postprocess::{image_logits_from_low_res, mask_from_logits, stability_score};
@@ -81,6 +82,17 @@ pub struct Candidate {
     pub image_logits: Option<Vec<f32>>,
 }
 
+/// One graph node's share of a decode, from [`SamEngine::profile_decode`].
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeTime {
+    pub name: String,
+    pub op: String,
+    /// The node's first output shape, as tract knows it in the optimised plan.
+    pub shape: String,
+    /// Mean milliseconds per decode.
+    pub ms: f64,
+}
+
 #[derive(Clone, Debug)]
 pub struct Decoded {
     pub candidates: Vec<Candidate>,
@@ -96,8 +108,10 @@ struct Decoder {
     input_order: Vec<usize>,
     /// Output index of `iou_predictions`, `low_res_masks` (+ `masks`).
     output_order: Vec<usize>,
-    /// The `low_res` plan, or one plan per pinned image size for `orig_size`.
-    plans: Mutex<HashMap<(u32, u32), Plan>>,
+    /// The `low_res` plan, or one plan per pinned image size for `orig_size`, each with its run state:
+    /// a fresh state per decode re-allocates every node's scratch space, which in wasm cost as much as
+    /// the graph itself (17 of 37 ms for nuclei-v2).
+    plans: Mutex<HashMap<(u32, u32), TypedSimpleState>>,
 }
 
 pub struct SamEngine {
@@ -206,7 +220,9 @@ impl SamEngine {
         };
         if variant == DecoderVariant::LowRes {
             // Optimise now, so a wrong file fails at load and the first click is not slower.
-            engine.decoder.plan(&engine.manifest, (0, 0))?;
+            engine
+                .decoder
+                .with_state(&engine.manifest, (0, 0), |_| Ok(()))?;
         }
         Ok(engine)
     }
@@ -250,6 +266,76 @@ impl SamEngine {
 
     /// Runs the decoder on an embedding with the user's prompts.
     pub fn decode(&self, embedding: &Embedding, prompts: &Prompts) -> Result<Decoded, SamError> {
+        let (size, inputs) = self.decoder_inputs(embedding, prompts)?;
+        let out = self.decoder.with_state(&self.manifest, size, |state| {
+            state.run(inputs).map_err(run_err)
+        })?;
+        self.decoded(&out, prompts, embedding)
+    }
+
+    /// Where a decode spends its time: `runs` decodes of `prompts`, timed per graph node with `now_ms`
+    /// (the caller's clock, since `std::time` does not exist in the browser), slowest first, plus the
+    /// post-processing of the chosen mask as one last row. A diagnosis aid for `bench`.
+    pub fn profile_decode(
+        &self,
+        embedding: &Embedding,
+        prompts: &Prompts,
+        runs: usize,
+        now_ms: &dyn Fn() -> f64,
+    ) -> Result<Vec<NodeTime>, SamError> {
+        let (size, inputs) = self.decoder_inputs(embedding, prompts)?;
+        let mut ms: HashMap<usize, f64> = HashMap::new();
+        let mut post_ms = 0.0;
+        let plan = self.decoder.with_state(&self.manifest, size, |state| {
+            for _ in 0..runs.max(1) {
+                let out = state
+                    .run_plan_with_eval(inputs.clone(), |session, op_state, node, input| {
+                        let start = now_ms();
+                        let result = eval(session, op_state, node, input);
+                        *ms.entry(node.id).or_default() += now_ms() - start;
+                        result
+                    })
+                    .map_err(run_err)?;
+                let start = now_ms();
+                let decoded = self.decoded(&out, prompts, embedding)?;
+                let _ = self.mask(&decoded.candidates[decoded.best], &embedding.transform);
+                post_ms += now_ms() - start;
+            }
+            Ok(state.plan().clone())
+        })?;
+        let model = plan.model();
+        let per_run = 1.0 / runs.max(1) as f64;
+        let mut rows: Vec<NodeTime> = ms
+            .into_iter()
+            .map(|(id, total)| {
+                let node = model.node(id);
+                NodeTime {
+                    name: node.name.clone(),
+                    op: node.op.name().to_string(),
+                    shape: model
+                        .outlet_fact(OutletId::new(id, 0))
+                        .map(|f| format!("{:?}", f.shape))
+                        .unwrap_or_default(),
+                    ms: total * per_run,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| b.ms.total_cmp(&a.ms));
+        rows.push(NodeTime {
+            name: "post-processing".into(),
+            op: "stability + mask to image size".into(),
+            shape: String::new(),
+            ms: post_ms * per_run,
+        });
+        Ok(rows)
+    }
+
+    /// The decoder's inputs for these prompts, and the image size (`orig_size` plans are per size).
+    fn decoder_inputs(
+        &self,
+        embedding: &Embedding,
+        prompts: &Prompts,
+    ) -> Result<((u32, u32), TVec<TValue>), SamError> {
         let t = &embedding.transform;
         if prompts.points_image.is_empty() && prompts.box_image.is_none() {
             return Err(SamError::Prompt("give at least one point or a box".into()));
@@ -298,9 +384,7 @@ impl SamEngine {
             inputs[index] = Some(value);
         }
         let inputs: TVec<TValue> = inputs.into_iter().flatten().collect();
-        let plan = self.decoder.plan(&self.manifest, size)?;
-        let out = plan.run(inputs).map_err(run_err)?;
-        self.decoded(&out, prompts, embedding)
+        Ok((size, inputs))
     }
 
     fn decoded(
@@ -409,9 +493,15 @@ impl Decoder {
         })
     }
 
-    /// The optimised plan; for `orig_size`, one per image size with `orig_im_size` pinned as a constant,
-    /// since tract must know the Resize's output size when it optimises.
-    fn plan(&self, manifest: &ModelManifest, size_hw: (u32, u32)) -> Result<Plan, SamError> {
+    /// Runs `f` on the optimised plan's state (made on first use); for `orig_size`, one per image size
+    /// with `orig_im_size` pinned as a constant, since tract must know the Resize's output size when it
+    /// optimises. A state whose run failed is dropped, so the next decode starts clean.
+    fn with_state<R>(
+        &self,
+        manifest: &ModelManifest,
+        size_hw: (u32, u32),
+        f: impl FnOnce(&mut TypedSimpleState) -> Result<R, SamError>,
+    ) -> Result<R, SamError> {
         let key = if self.variant == DecoderVariant::LowRes {
             (0, 0)
         } else {
@@ -421,9 +511,25 @@ impl Decoder {
             .plans
             .lock()
             .map_err(|_| SamError::Run("decoder lock poisoned".into()))?;
-        if let Some(plan) = plans.get(&key) {
-            return Ok(plan.clone());
+        if !plans.contains_key(&key) {
+            let state = self.optimised(manifest, size_hw)?;
+            plans.insert(key, state);
         }
+        let state = plans
+            .get_mut(&key)
+            .ok_or_else(|| SamError::Run("decoder plan missing".into()))?;
+        let result = f(state);
+        if result.is_err() {
+            plans.remove(&key);
+        }
+        result
+    }
+
+    fn optimised(
+        &self,
+        manifest: &ModelManifest,
+        size_hw: (u32, u32),
+    ) -> Result<TypedSimpleState, SamError> {
         let mut model = parse(&self.file, &self.bytes)?;
         let [_, c, e, _] = manifest.embedding_shape;
         let low = manifest.low_res_mask_size as usize;
@@ -444,8 +550,7 @@ impl Decoder {
             }
         }
         let plan = optimise(&self.file, model)?;
-        plans.insert(key, plan.clone());
-        Ok(plan)
+        SimpleState::new(&plan).map_err(run_err)
     }
 }
 

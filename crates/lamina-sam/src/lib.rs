@@ -16,6 +16,6 @@ pub mod transform;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use engine::load_dir;
-pub use engine::{Candidate, Decoded, Embedding, Prompts, SamEngine, SamError};
+pub use engine::{Candidate, Decoded, Embedding, NodeTime, Prompts, SamEngine, SamError};
 pub use manifest::{DecoderVariant, ModelManifest};
 pub use transform::ModelFromImage;

@@ -140,3 +140,23 @@ fn one_click_on_a_nucleus_gives_a_nucleus_sized_mask_around_it() {
         "the clicked pixel is in the mask"
     );
 }
+
+#[test]
+fn profile_charges_every_node_of_a_decode_to_the_callers_clock() {
+    // A clock that ticks once per reading: each node then costs exactly one tick per run, so any node the
+    // profile missed or double-counted shows.
+    let e = engine();
+    let emb = embedding(&e);
+    let ticks = std::cell::Cell::new(0.0);
+    let clock = || {
+        ticks.set(ticks.get() + 1.0);
+        ticks.get()
+    };
+    let prompts = prompts_of(&e, &case("low_res_one_point"));
+    let rows = e.profile_decode(&emb, &prompts, 3, &clock).unwrap();
+    let (post, nodes) = rows.split_last().unwrap();
+    assert_eq!(post.name, "post-processing");
+    assert!(nodes.len() > 20, "{} nodes", nodes.len());
+    assert!(nodes.iter().all(|r| r.ms == 1.0), "{nodes:?}");
+    assert!(nodes.iter().any(|r| r.op.contains("MatMul")));
+}

@@ -231,6 +231,52 @@ pub fn decode_prompts(handle: u32, prompts_json: &str) -> Result<JsValue, JsErro
     })
 }
 
+/// `performance.now()` where the scope has it (sub-millisecond, unlike `Date.now()`).
+fn precise_now_ms() -> f64 {
+    let global = js_sys::global();
+    Reflect::get(&global, &JsValue::from_str("performance"))
+        .ok()
+        .and_then(|perf| {
+            let now: js_sys::Function = Reflect::get(&perf, &JsValue::from_str("now"))
+                .ok()?
+                .dyn_into()
+                .ok()?;
+            now.call0(&perf).ok()?.as_f64()
+        })
+        .unwrap_or_else(now_ms)
+}
+
+/// Times `runs` decodes of these prompts per graph node (slowest first): where the worker's decode
+/// time goes, for `bench/browser_sam.mjs --profile`.
+#[wasm_bindgen]
+pub fn profile_decode(handle: u32, prompts_json: &str, runs: u32) -> Result<JsValue, JsError> {
+    let msg: PromptsMessage = serde_json::from_str(prompts_json).map_err(err)?;
+    WORKER.with_borrow(|w| {
+        let engine = w
+            .engine
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model is loaded"))?;
+        let held = w
+            .held
+            .iter()
+            .find(|h| h.handle == handle)
+            .ok_or_else(|| JsError::new("that embedding is no longer in the worker"))?;
+        let prompts = Prompts {
+            points_image: msg
+                .points
+                .iter()
+                .map(|&(x, y, positive)| ([x, y], positive))
+                .collect(),
+            box_image: msg.box_image,
+            mask_input_low_res: None,
+        };
+        let rows = engine
+            .profile_decode(&held.embedding, &prompts, runs as usize, &precise_now_ms)
+            .map_err(err)?;
+        serde_wasm_bindgen::to_value(&rows).map_err(err)
+    })
+}
+
 /// Frees an embedding the UI no longer needs.
 #[wasm_bindgen]
 pub fn drop_embedding(handle: u32) {

@@ -99,6 +99,14 @@ class DWBlock(nn.Module):
         return F.relu(x + self.bn2(self.pw(F.relu(self.bn1(self.dw(x))))))
 
 
+def _sum_clip(ey, ex, w):
+    """Sum over points of w * separable Gaussians, clipped at 1: ey, ex [B,N,R], w [B,N,1] -> [B,1,R,R].
+    It equals the max over points wherever at most one point reaches a pixel, and clicks on one nucleus
+    saturate at 1 as the max did. Why not the max: tract 0.23's Reduce<Max> over a middle axis runs per
+    output pixel (3 ms for one 128x128 map), while this is one small MatMul."""
+    return torch.clamp(torch.matmul((ey * w).transpose(1, 2), ex), max=1.0).unsqueeze(1)
+
+
 def _grid(r):
     # centres of an r-cell grid over the S-pixel model input, in model-input pixels
     return (torch.arange(r, dtype=torch.float32) + 0.5) * (S / r)
@@ -133,14 +141,14 @@ class Decoder(nn.Module):
         y = coords[:, :, 1]
         dx2 = (x.unsqueeze(2) - g) ** 2                           # B,N,R
         dy2 = (y.unsqueeze(2) - g) ** 2
-        d2 = dy2.unsqueeze(3) + dx2.unsqueeze(2)                  # B,N,R,R
-        pos = (labels == 1.0).float().unsqueeze(2).unsqueeze(3)
-        neg = (labels == 0.0).float().unsqueeze(2).unsqueeze(3)
+        pos = (labels == 1.0).float().unsqueeze(2)                # B,N,1
+        neg = (labels == 0.0).float().unsqueeze(2)
         maps = []
         for s in sigmas:
-            e = torch.exp(d2 * (-0.5 / (s * s)))
-            maps.append(torch.amax(e * pos, dim=1, keepdim=True))
-            maps.append(torch.amax(e * neg, dim=1, keepdim=True))
+            ey = torch.exp(dy2 * (-0.5 / (s * s)))
+            ex = torch.exp(dx2 * (-0.5 / (s * s)))
+            maps.append(_sum_clip(ey, ex, pos))
+            maps.append(_sum_clip(ey, ex, neg))
         is2 = (labels == 2.0).float()
         is3 = (labels == 3.0).float()
         has_box = torch.amax(is2, dim=1, keepdim=True)            # B,1
@@ -189,12 +197,12 @@ class Decoder(nn.Module):
         neg = torch.cat([(labels == 0.0).float(), torch.zeros_like(has_box)], 1).unsqueeze(2).unsqueeze(3)
         boxw = torch.cat([torch.zeros_like(labels), has_box], 1).unsqueeze(2).unsqueeze(3)
 
-        def most(w):                                                # B,N+1,L,L -> B,1,L,L
-            return torch.amax(same * w, dim=1, keepdim=True)
-
+        # pos/neg/box weights [B,3,N+1] @ same [B,N+1,L*L]: a sum over points clipped at 1 (see _sum_clip)
+        w = torch.cat([pos, neg, boxw], 2).squeeze(3).transpose(1, 2)
+        most = torch.clamp(torch.matmul(w, same.flatten(2)), max=1.0).view(-1, 3, L, L)
         fg1 = fg.unsqueeze(1)
         # votes off nuclei point anywhere: the maps keep only foreground pixels
-        return [most(pos) * fg1, most(neg) * fg1, most(boxw) * fg1, fg1]
+        return [most * fg1, fg1]
 
     def forward(self, emb, coords, labels, mask_input, has_mask):
         sem = emb[:, :C_SEM]

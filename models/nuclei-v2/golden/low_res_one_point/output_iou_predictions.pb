@@ -1,1 +1,1 @@
-Biou_predictionsJ©G?ª’G?ØÄG?æF?
+Biou_predictionsJ©G?©’G?ØÄG?æF?

@@ -1,1 +1,1 @@
-Biou_predictionsJcˆW?f×Y?@H\?”ÁY?
+Biou_predictionsJbˆW?f×Y?@H\?“ÁY?

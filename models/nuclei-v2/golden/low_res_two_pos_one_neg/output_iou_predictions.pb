@@ -1,1 +1,1 @@
-Biou_predictionsJF.F?8G?fÓG?DÔF?
+Biou_predictionsJJ*F?“G?ÚG?#ÚF?
