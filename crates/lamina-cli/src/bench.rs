@@ -33,7 +33,7 @@ pub struct BenchSamArgs {
 }
 
 /// The slowest nodes of a decode profile as text, with their share of the total.
-pub fn profile_table(rows: &[lamina_sam::NodeTime], top: usize) -> String {
+fn profile_table(rows: &[lamina_sam::NodeTime], top: usize) -> String {
     let total: f64 = rows.iter().map(|r| r.ms).sum();
     let mut out = format!("  decode profile: {total:.2} ms per decode, slowest nodes:");
     for r in rows.iter().take(top) {

@@ -1,6 +1,7 @@
 //! The engine: loads an encoder and a decoder with tract, checks them against the I/O contract, and runs
 //! them. One `encode` per image; any number of cheap `decode`s per embedding.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -511,13 +512,10 @@ impl Decoder {
             .plans
             .lock()
             .map_err(|_| SamError::Run("decoder lock poisoned".into()))?;
-        if !plans.contains_key(&key) {
-            let state = self.optimised(manifest, size_hw)?;
-            plans.insert(key, state);
-        }
-        let state = plans
-            .get_mut(&key)
-            .ok_or_else(|| SamError::Run("decoder plan missing".into()))?;
+        let state = match plans.entry(key) {
+            Entry::Occupied(cached) => cached.into_mut(),
+            Entry::Vacant(slot) => slot.insert(self.optimised(manifest, size_hw)?),
+        };
         let result = f(state);
         if result.is_err() {
             plans.remove(&key);

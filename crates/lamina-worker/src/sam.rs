@@ -159,6 +159,21 @@ fn yes() -> bool {
     true
 }
 
+impl PromptsMessage {
+    /// The engine's prompts, in image pixels, refining `mask_input_low_res` if given.
+    fn prompts(&self, mask_input_low_res: Option<Vec<f32>>) -> Prompts {
+        Prompts {
+            points_image: self
+                .points
+                .iter()
+                .map(|&(x, y, positive)| ([x, y], positive))
+                .collect(),
+            box_image: self.box_image,
+            mask_input_low_res,
+        }
+    }
+}
+
 /// Decodes prompts on an embedding: the chosen mask as COCO compressed RLE in image pixels, with the
 /// candidates' predicted IoU and stability.
 #[wasm_bindgen]
@@ -177,19 +192,12 @@ pub fn decode_prompts(handle: u32, prompts_json: &str) -> Result<JsValue, JsErro
                     "that embedding is no longer in the worker; encode or restore it again",
                 )
             })?;
-        let prompts = Prompts {
-            points_image: msg
-                .points
-                .iter()
-                .map(|&(x, y, positive)| ([x, y], positive))
-                .collect(),
-            box_image: msg.box_image,
-            mask_input_low_res: if msg.refine {
-                held.last_low_res.clone()
-            } else {
-                None
-            },
+        let refined = if msg.refine {
+            held.last_low_res.clone()
+        } else {
+            None
         };
+        let prompts = msg.prompts(refined);
         let start = now_ms();
         let decoded = engine.decode(&held.embedding, &prompts).map_err(err)?;
         let best = &decoded.candidates[decoded.best];
@@ -261,15 +269,7 @@ pub fn profile_decode(handle: u32, prompts_json: &str, runs: u32) -> Result<JsVa
             .iter()
             .find(|h| h.handle == handle)
             .ok_or_else(|| JsError::new("that embedding is no longer in the worker"))?;
-        let prompts = Prompts {
-            points_image: msg
-                .points
-                .iter()
-                .map(|&(x, y, positive)| ([x, y], positive))
-                .collect(),
-            box_image: msg.box_image,
-            mask_input_low_res: None,
-        };
+        let prompts = msg.prompts(None);
         let rows = engine
             .profile_decode(&held.embedding, &prompts, runs as usize, &precise_now_ms)
             .map_err(err)?;

@@ -163,7 +163,8 @@ class Decoder(nn.Module):
 
     def _same(self, dense, coords, labels):
         """Same-nucleus maps at 128x128: for each point, the pixels whose centre vote is near the centre its
-        neighbourhood votes for; max over positive points, over negative points, and for the box centre."""
+        neighbourhood votes for; summed over positive points, over negative points, and for the box centre,
+        each clipped at 1 (see _sum_clip)."""
         g = self.g128
         fg = torch.sigmoid(dense[:, 0])                            # B,L,L
         vy = g.view(1, L, 1) + VOTE_UNIT * dense[:, 1]              # votes in model px
