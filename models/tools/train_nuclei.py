@@ -222,6 +222,42 @@ def score(s):
     return s["mIoU@1"] + s["box_loose"] + (1 - (s["NoC@85"] - 1) / 19)
 
 
+def model_from_folder(folder, imgs, masks, n=32):
+    """nuclei/from_onnx.py on n augmented training tiles, each prompted by a first click on one nucleus."""
+    from nuclei.from_onnx import load_model_folder
+    rng = np.random.default_rng(7)
+    xs, coords = [], []
+    for i in rng.permutation(len(imgs)):
+        a, m = augment(imgs[i], masks[i], rng)
+        inst = sample_instances(m.numpy(), 1, rng)
+        if not inst:
+            continue
+        d = edt_padded(m.numpy() == inst[0])
+        r, c = np.unravel_index(int(np.argmax(d)), d.shape)
+        xs.append(a)
+        coords.append([[c + 0.5, r + 0.5], [0.0, 0.0]])
+        if len(xs) == n:
+            break
+    x = torch.stack(xs)
+    coords = torch.tensor(coords, dtype=torch.float32)
+    labels = torch.tensor([[1.0, -1.0]] * len(xs))
+    model = load_model_folder(folder, x, coords, labels)
+    # the rebuilt model must compute what the shipped files do (onnxruntime), or training starts elsewhere
+    ort = OrtPredictor(os.path.join(folder, "encoder.onnx"), os.path.join(folder, "decoder_low_res.onnx"))
+    with torch.no_grad():
+        emb = model.encoder(x[:1])
+        e_o = ort.encode(x[:1].numpy())
+        _, low = model.decoder(emb[:1], coords[:1], labels[:1], torch.zeros(1, 1, nm.L, nm.L), torch.zeros(1))
+    _, low_o = ort.decode(e_o[:1], coords[:1].numpy(), labels[:1].numpy(), np.zeros((1, 1, nm.L, nm.L), np.float32),
+                          np.zeros(1, np.float32))
+    d_emb, d_low = float(np.abs(emb.numpy() - e_o).max()), float(np.abs(low.numpy() - low_o).max())
+    print(f"rebuilt from {folder}: max abs diff to onnxruntime: embedding {d_emb:.2e}, mask logits {d_low:.2e}",
+          flush=True)
+    if d_emb > 1e-3 or d_low > 1e-2:
+        raise SystemExit(f"{folder}: the rebuilt model does not reproduce the ONNX files")
+    return model
+
+
 def cmd_train(args):
     torch.set_num_threads(args.threads)
     seed_all(args.seed)
@@ -234,7 +270,11 @@ def cmd_train(args):
     sel.sort()
     print(f"loaded {len(imgs)} train / {len(dimgs)} dev tiles in {time.time() - t0:.0f}s", flush=True)
     model = nm.Model()
-    if args.init:
+    if args.init and os.path.isdir(args.init):
+        # a shipped model folder: its ONNX weights, BatchNorms re-derived on 32 training tiles
+        model = model_from_folder(args.init, imgs, masks)
+        print(f"initialised from the ONNX files in {args.init}", flush=True)
+    elif args.init:
         # every tensor whose name and shape still match (a second stage, or a changed architecture)
         old = torch.load(args.init, map_location="cpu")["model"]
         own = model.state_dict()
@@ -589,7 +629,7 @@ def main():
     t.add_argument("--inst-per-tile", type=int, default=6)
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--init", default=None, help="start from this checkpoint's weights (a second stage)")
+    t.add_argument("--init", default=None, help="start from this checkpoint's weights, or a shipped model folder's ONNX files (a later stage)")
     t.add_argument("--aux-weight", type=float, default=1.0, help="weight of the dense foreground and centre-vote loss")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--box-frac", type=float, default=0.25, help="share of steps prompted by a box alone")
