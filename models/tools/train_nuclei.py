@@ -8,8 +8,10 @@
 
 `train` trains on shared/data/nuinsseg-train (manifest items only), selects the checkpoint on a fixed
 subset of shared/data/nuinsseg-dev with the simulated-click evaluator (nuclei/evaluate.py), and writes
-best.pt/last.pt/log.jsonl to --out. `export` writes encoder.onnx, decoder_low_res.onnx, manifest.json and
-golden/ (onnxruntime outputs for the Rust parity test) and evaluates the exported ONNX on all of dev.
+best.pt/last.pt/log.jsonl to --out; `--init` takes a checkpoint or a shipped model folder (its ONNX weights,
+nuclei/from_onnx.py). `export` writes encoder.onnx, decoder_low_res.onnx, manifest.json and golden/
+(onnxruntime outputs for the Rust parity test) and evaluates the exported ONNX on all of dev. `calibrate`
+scores candidate mask thresholds on training tiles and can write the best into the manifest.
 """
 import argparse
 import hashlib
@@ -388,18 +390,18 @@ def export_onnx(model, out):
     return enc_path, dec_path
 
 
-def write_manifest(out, source):
+def write_manifest(out, source, mask_threshold=0.0):
     man = {
         "format": "lamina.model",
         "version": 1,
-        "id": "nuclei-v2",
+        "id": os.path.basename(os.path.normpath(out)),
         "family": "lamina-nuclei",
         "input_size": nm.S,
         "pixel_mean": PIXEL_MEAN,
         "pixel_std": PIXEL_STD,
         "embedding_shape": [1, nm.C, nm.E, nm.E],
         "low_res_mask_size": nm.L,
-        "mask_threshold": 0.0,
+        "mask_threshold": mask_threshold,
         "encoder": {"file": "encoder.onnx", "sha256": sha256(os.path.join(out, "encoder.onnx"))},
         "decoders": [{"variant": "low_res", "file": "decoder_low_res.onnx",
                       "sha256": sha256(os.path.join(out, "decoder_low_res.onnx"))}],
@@ -575,7 +577,7 @@ def cmd_export(args):
         print("decoder max abs diff", float(np.abs(l_t.numpy() - l_o).max()), float(np.abs(i_t.numpy() - i_o).max()))
     ev = ck.get("eval", {})
     source = source_note(ck)
-    write_manifest(args.out, source)
+    write_manifest(args.out, source, args.mask_threshold)
     make_golden(args.out)
     if args.eval:
         _, dimgs, dmasks = load_set(os.path.join(DATA, "nuinsseg-dev"))
@@ -587,6 +589,34 @@ def cmd_export(args):
         print(json.dumps(res, indent=1))
         with open(os.path.join(args.out_eval or "/tmp", "nuclei_dev_eval.json"), "w") as f:
             json.dump(res, f, indent=1)
+
+
+def cmd_calibrate(args):
+    """The mask threshold: the click benchmark through onnxruntime at each candidate threshold on a fixed set of
+    training tiles (dev stays for the figures), scored as in checkpoint selection. With --write, the best
+    goes into the model's manifest.json, which the engine (and so the app and `lamina eval noc`) reads."""
+    model = os.path.join(ROOT, args.model) if not os.path.isabs(args.model) else args.model
+    ort = OrtPredictor(os.path.join(model, "encoder.onnx"), os.path.join(model, "decoder_low_res.onnx"),
+                       threads=args.threads)
+    _, imgs, masks = load_set(os.path.join(DATA, "nuinsseg-train"))
+    sel = np.sort(np.random.default_rng(321).choice(len(imgs), size=args.tiles, replace=False))
+    best = None
+    for t in [float(v) for v in args.thresholds.split(",")]:
+        s, _ = evaluate(ort, imgs[sel], masks[sel], normalise, threshold=t)
+        s["score"] = score(s)
+        print(json.dumps({"threshold": t, **s}), flush=True)
+        if best is None or s["score"] > best[1]:
+            best = (t, s["score"])
+    print(f"best threshold on {args.tiles} training tiles: {best[0]}", flush=True)
+    if args.write:
+        path = os.path.join(model, "manifest.json")
+        with open(path) as f:
+            man = json.load(f)
+        man["mask_threshold"] = best[0]
+        with open(path, "w") as f:
+            json.dump(man, f, indent=2)
+            f.write("\n")
+        print(f"wrote mask_threshold {best[0]} to {path}")
 
 
 def cmd_figures(args):
@@ -645,12 +675,19 @@ def main():
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--eval", action="store_true", help="evaluate the exported ONNX on all of nuinsseg-dev")
     e.add_argument("--out-eval", default=None, help="folder for nuclei_dev_eval.json (default /tmp)")
+    e.add_argument("--mask-threshold", type=float, default=0.0, help="the manifest's (see calibrate)")
+    c = sub.add_parser("calibrate", help="choose the manifest's mask_threshold on training tiles")
+    c.add_argument("--model", required=True, help="model folder")
+    c.add_argument("--tiles", type=int, default=32)
+    c.add_argument("--thresholds", default="-1,-0.5,0,0.5,1")
+    c.add_argument("--threads", type=int, default=1)
+    c.add_argument("--write", action="store_true", help="write the best into the model's manifest.json")
     f = sub.add_parser("figures", help="write MODEL/eval.json from `lamina eval noc` on nuinsseg-dev")
     f.add_argument("--model", required=True, help="model folder, relative to the repo root")
     f.add_argument("--lamina", default=os.path.join(ROOT, "target", "release", "lamina"))
     f.add_argument("--limit", type=int, default=8, help="dev tiles in the CI check")
     args = ap.parse_args()
-    {"train": cmd_train, "export": cmd_export, "figures": cmd_figures}[args.cmd](args)
+    {"train": cmd_train, "export": cmd_export, "calibrate": cmd_calibrate, "figures": cmd_figures}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 come from `lamina eval noc`). Clicks are given at pixel centres: image pixel (row r, col c) -> (c + 0.5, r + 0.5).
 One click (+ SAM's padding point) -> the multimask output (1..3) with the best predicted IoU; afterwards
 output 0, with the previous chosen low-res logits as mask_input. Masks: low-res logits upsampled bilinearly
-(half-pixel) to the model input, cropped, resized to the image, > mask_threshold (0)."""
+(half-pixel) to the model input, cropped, resized to the image, > mask_threshold."""
 import time
 
 import numpy as np
@@ -73,8 +73,9 @@ def _iou(a, b):
 
 
 def evaluate(pred, images, masks, normalise, s=256, low_size=128, max_clicks=MAX_CLICKS, box_grow=2,
-             stop_iou=0.90):
-    """images uint8 [n,H,W,3] (H = W = s here), masks int [n,H,W]. Returns (summary dict, per-instance rows)."""
+             stop_iou=0.90, threshold=0.0):
+    """images uint8 [n,H,W,3] (H = W = s here), masks int [n,H,W]; a pixel is in the mask where its logit
+    > threshold (the manifest's mask_threshold). Returns (summary dict, per-instance rows)."""
     rows = []
     for ti in range(len(images)):
         img, mk = images[ti], masks[ti]
@@ -98,7 +99,7 @@ def evaluate(pred, images, masks, normalise, s=256, low_size=128, max_clicks=MAX
             _, low = pred.decode(emb, coords, labels, zeros, np.zeros(n, np.float32))
             logit = upsample(low[:, 0], s, h, w)
             for j in range(n):
-                rec[j][name] = _iou(logit[j] > 0, gts[j])
+                rec[j][name] = _iou(logit[j] > threshold, gts[j])
         # clicks
         clicks = [[] for _ in range(n)]
         preds = [np.zeros_like(g) for g in gts]
@@ -127,7 +128,7 @@ def evaluate(pred, images, masks, normalise, s=256, low_size=128, max_clicks=MAX
             logit = upsample(chosen, s, h, w)
             for bi, j in enumerate(active):
                 prev[j, 0] = chosen[bi]
-                preds[j] = logit[bi] > 0
+                preds[j] = logit[bi] > threshold
                 ious[j, k] = _iou(preds[j], gts[j])
             active = [j for j in active if k < 5 or np.nanmax(ious[j, 1:k + 1]) < stop_iou]
             if not active:
