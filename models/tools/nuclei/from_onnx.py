@@ -10,7 +10,6 @@ mode (batch statistics ~ m, v) it is close to it, which is what fine-tuning need
 """
 import os
 
-import numpy as np
 import onnx
 import torch
 import torch.nn as nn
@@ -59,6 +58,8 @@ def _call_order(module, run):
 
 
 def _load(module, onnx_path, run):
+    """Copy the file's weights into `module`, pairing its layers with the graph's nodes in run order. Returns
+    the folded pairs ({conv: folded bias}, {conv: its BatchNorm}), whose BatchNorms are identity for now."""
     order, bn_of = _call_order(module, run)
     convs = [m for m in order if isinstance(m, CONVS)]
     linears = [m for m in order if isinstance(m, nn.Linear)]
