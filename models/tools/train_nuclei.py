@@ -224,6 +224,18 @@ def score(s):
     return s["mIoU@1"] + s["box_loose"] + (1 - (s["NoC@85"] - 1) / 19)
 
 
+def diff_to_ort(model, folder, x, coords, labels, mask_in, has):
+    """Max abs differences (embedding, mask logits, IoU) between the torch model and onnxruntime running
+    folder's ONNX files, on one image x [1,3,S,S] and one prompt (numpy, as the decoder's ONNX inputs)."""
+    ort = OrtPredictor(os.path.join(folder, "encoder.onnx"), os.path.join(folder, "decoder_low_res.onnx"))
+    with torch.no_grad():
+        e_t = model.encoder(torch.from_numpy(x))
+        i_t, l_t = model.decoder(e_t, *(torch.from_numpy(a) for a in (coords, labels, mask_in, has)))
+    e_o = ort.encode(x)
+    i_o, l_o = ort.decode(e_o, coords, labels, mask_in, has)
+    return tuple(float(np.abs(t.numpy() - o).max()) for t, o in ((e_t, e_o), (l_t, l_o), (i_t, i_o)))
+
+
 def model_from_folder(folder, imgs, masks, n=32):
     """nuclei/from_onnx.py on n augmented training tiles, each prompted by a first click on one nucleus."""
     from nuclei.from_onnx import load_model_folder
@@ -244,15 +256,9 @@ def model_from_folder(folder, imgs, masks, n=32):
     coords = torch.tensor(coords, dtype=torch.float32)
     labels = torch.tensor([[1.0, -1.0]] * len(xs))
     model = load_model_folder(folder, x, coords, labels)
-    # the rebuilt model must compute what the shipped files do (onnxruntime), or training starts elsewhere
-    ort = OrtPredictor(os.path.join(folder, "encoder.onnx"), os.path.join(folder, "decoder_low_res.onnx"))
-    with torch.no_grad():
-        emb = model.encoder(x[:1])
-        e_o = ort.encode(x[:1].numpy())
-        _, low = model.decoder(emb[:1], coords[:1], labels[:1], torch.zeros(1, 1, nm.L, nm.L), torch.zeros(1))
-    _, low_o = ort.decode(e_o[:1], coords[:1].numpy(), labels[:1].numpy(), np.zeros((1, 1, nm.L, nm.L), np.float32),
-                          np.zeros(1, np.float32))
-    d_emb, d_low = float(np.abs(emb.numpy() - e_o).max()), float(np.abs(low.numpy() - low_o).max())
+    # the rebuilt model must compute what the shipped files do, or training starts elsewhere
+    d_emb, d_low, _ = diff_to_ort(model, folder, x[:1].numpy(), coords[:1].numpy(), labels[:1].numpy(),
+                                  np.zeros((1, 1, nm.L, nm.L), np.float32), np.zeros(1, np.float32))
     print(f"rebuilt from {folder}: max abs diff to onnxruntime: embedding {d_emb:.2e}, mask logits {d_low:.2e}",
           flush=True)
     if d_emb > 1e-3 or d_low > 1e-2:
@@ -562,25 +568,19 @@ def cmd_export(args):
     os.makedirs(args.out, exist_ok=True)
     enc_path, dec_path = export_onnx(model, args.out)
     # onnxruntime vs torch
-    x = torch.randn(1, 3, nm.S, nm.S, generator=torch.Generator().manual_seed(0))
-    ort = OrtPredictor(enc_path, dec_path)
-    with torch.no_grad():
-        e_t = model.encoder(x)
-        e_o = ort.encode(x.numpy())
-        print("encoder max abs diff", float(np.abs(e_t.numpy() - e_o).max()))
-        coords = np.array([[[50, 60], [80, 90], [10, 200], [0, 0]]], np.float32)
-        labels = np.array([[1, 0, 2, 3]], np.float32)
-        m = np.random.default_rng(0).normal(size=(1, 1, nm.L, nm.L)).astype(np.float32)
-        i_t, l_t = model.decoder(e_t, torch.from_numpy(coords), torch.from_numpy(labels), torch.from_numpy(m),
-                                 torch.ones(1))
-        i_o, l_o = ort.decode(e_o, coords, labels, m, np.ones(1, np.float32))
-        print("decoder max abs diff", float(np.abs(l_t.numpy() - l_o).max()), float(np.abs(i_t.numpy() - i_o).max()))
+    x = torch.randn(1, 3, nm.S, nm.S, generator=torch.Generator().manual_seed(0)).numpy()
+    coords = np.array([[[50, 60], [80, 90], [10, 200], [0, 0]]], np.float32)
+    labels = np.array([[1, 0, 2, 3]], np.float32)
+    m = np.random.default_rng(0).normal(size=(1, 1, nm.L, nm.L)).astype(np.float32)
+    d_emb, d_low, d_iou = diff_to_ort(model, args.out, x, coords, labels, m, np.ones(1, np.float32))
+    print(f"max abs diff to onnxruntime: embedding {d_emb:.2e}, mask logits {d_low:.2e}, iou {d_iou:.2e}")
     ev = ck.get("eval", {})
     source = source_note(ck)
     write_manifest(args.out, source, args.mask_threshold)
     make_golden(args.out)
     if args.eval:
         _, dimgs, dmasks = load_set(os.path.join(DATA, "nuinsseg-dev"))
+        ort = OrtPredictor(enc_path, dec_path)
         t = time.time()
         s, rows = evaluate(ort, dimgs, dmasks, normalise)
         s["decode_ms_p50_ort_1thread"] = float(np.median(ort.decode_ms))
@@ -595,7 +595,7 @@ def cmd_calibrate(args):
     """The mask threshold: the click benchmark through onnxruntime at each candidate threshold on a fixed set of
     training tiles (dev stays for the figures), scored as in checkpoint selection. With --write, the best
     goes into the model's manifest.json, which the engine (and so the app and `lamina eval noc`) reads."""
-    model = os.path.join(ROOT, args.model) if not os.path.isabs(args.model) else args.model
+    model = os.path.join(ROOT, args.model)   # an absolute --model stays as it is
     ort = OrtPredictor(os.path.join(model, "encoder.onnx"), os.path.join(model, "decoder_low_res.onnx"),
                        threads=args.threads)
     _, imgs, masks = load_set(os.path.join(DATA, "nuinsseg-train"))
