@@ -83,8 +83,10 @@ async function pageBench({ engine, runs, decodes, profile }) {
   const get = async (url) => (await fetch(url)).arrayBuffer();
   const manifestText = await (await fetch('/model/manifest.json')).text();
   const manifest = JSON.parse(manifestText);
-  const decoderFile = manifest.decoders.find((d) => d.variant === 'low_res').file;
+  const decoderFile = manifest.decoders.find((d) => d.variant === 'low_res' && !d.prompts).file;
+  const boxFile = manifest.decoders.find((d) => d.prompts === 'box')?.file; // the clicks timed here never use it
   const [encoder, decoder, png] = await Promise.all([get(`/model/${manifest.encoder.file}`), get(`/model/${decoderFile}`), get('/tile.png')]);
+  const box_decoder = boxFile ? await get(`/model/${boxFile}`) : undefined;
   const bitmap = await createImageBitmap(new Blob([png]));
   const [iw, ih] = [bitmap.width, bitmap.height];
 
@@ -115,7 +117,7 @@ async function pageBench({ engine, runs, decodes, profile }) {
   if (engine === 'tract') await call({ kind: 'ping' }); else await ready;
   const startup_ms = performance.now() - t0;
   const load = engine === 'tract'
-    ? await timed({ kind: 'load_model', manifest: manifestText, encoder, decoder })
+    ? await timed({ kind: 'load_model', manifest: manifestText, encoder, decoder, box_decoder })
     : await timed({ kind: 'load', manifest: manifestText, encoder, decoder });
 
   const encodes = [];

@@ -4,7 +4,7 @@
 // Protocol. Request: {id, kind, ...}. Reply: {id, ok: true, result} or {id, ok: false, error,
 // cancelled?}. Events, not replies: {event: 'progress', id, stage, done?}.
 //   inspect    {bytes}                      -> {width, height, mime, source_mime, sha256, display?}
-//   load_model {manifest, encoder, decoder} -> {key, id, family, variant, load_ms}
+//   load_model {manifest, encoder, decoder, box_decoder?} -> {key, id, family, variant, box_decoder, load_ms}
 //   encode     {bytes}                      -> {handle, encode_ms, f16, shape}
 //   restore    {f16, width, height}         -> {handle}
 //   segment    {handle, prompts: {points: [[x, y, positive]], box?, refine?, remember?}}
@@ -38,7 +38,9 @@ function run(data) {
       }
       case 'load_model': {
         self.postMessage({ event: 'progress', id, stage: 'loading model' });
-        return reply(id, wasm.load_model(data.manifest, new Uint8Array(data.encoder), new Uint8Array(data.decoder)));
+        const boxDecoder = data.box_decoder ? new Uint8Array(data.box_decoder) : undefined;
+        return reply(id, wasm.load_model(data.manifest, new Uint8Array(data.encoder), new Uint8Array(data.decoder),
+          boxDecoder));
       }
       case 'encode': {
         self.postMessage({ event: 'progress', id, stage: 'encoding' });

@@ -14,7 +14,7 @@ use web_sys::{File, Response};
 use crate::import::{js_text, resolve_url};
 use crate::state::{store, AppState};
 use crate::store::AssetRecord;
-use crate::worker_client::{self, LoadedModel};
+use crate::worker_client::{self, LoadedModel, ModelFiles};
 
 /// The model served with the app (see scripts/build-web).
 pub const DEFAULT_MODEL_URL: &str = "models/default/manifest.json";
@@ -123,17 +123,43 @@ where
     Ok(bytes)
 }
 
+/// The files a manifest names, in load order: the encoder, the decoder, and the box decoder if any.
+fn files_of(manifest: &ModelManifest) -> Vec<(String, String)> {
+    let mut files = vec![
+        (
+            manifest.encoder.file.clone(),
+            manifest.encoder.sha256.clone(),
+        ),
+        (
+            manifest.preferred_decoder().file.clone(),
+            manifest.preferred_decoder().sha256.clone(),
+        ),
+    ];
+    if let Some(b) = manifest.box_decoder() {
+        files.push((b.file.clone(), b.sha256.clone()));
+    }
+    files
+}
+
 async fn load_into_worker(
     state: AppState,
     manifest_text: String,
-    encoder: ArrayBuffer,
-    decoder: ArrayBuffer,
+    buffers: Vec<ArrayBuffer>,
     source: String,
 ) {
+    let mut buffers = buffers.into_iter();
+    let (Some(encoder), Some(decoder)) = (buffers.next(), buffers.next()) else {
+        return fail(state, "the model's files were not all read".into());
+    };
+    let files = ModelFiles {
+        encoder,
+        decoder,
+        box_decoder: buffers.next(),
+    };
     state
         .model
         .set(ModelStatus::Loading("preparing the model".into()));
-    match worker_client::load_model(&manifest_text, encoder, decoder).await {
+    match worker_client::load_model(&manifest_text, &files).await {
         Ok(LoadedModel { key, id, .. }) => {
             state
                 .model
@@ -177,16 +203,7 @@ pub async fn load_from_url(state: AppState, url: String) {
         Err(e) => return fail(state, e.to_string()),
     };
     let mut files = Vec::new();
-    for (name, sha) in [
-        (
-            manifest.encoder.file.clone(),
-            manifest.encoder.sha256.clone(),
-        ),
-        (
-            manifest.preferred_decoder().file.clone(),
-            manifest.preferred_decoder().sha256.clone(),
-        ),
-    ] {
+    for (name, sha) in files_of(&manifest) {
         let file_url = resolve_url(&name, &manifest_url);
         let label = name.clone();
         let fetched = model_file(&name, &sha, || async move {
@@ -205,13 +222,10 @@ pub async fn load_from_url(state: AppState, url: String) {
             Err(e) => return fail(state, e),
         }
     }
-    let (Some(decoder), Some(encoder)) = (files.pop(), files.pop()) else {
-        return;
-    };
     if let Ok(s) = store() {
         let _ = s.put_setting("model_url", &url).await;
     }
-    load_into_worker(state, manifest_text, encoder, decoder, manifest_url).await;
+    load_into_worker(state, manifest_text, files, manifest_url).await;
 }
 
 /// Loads a model from files the user picked: `manifest.json` and the ONNX files it names.
@@ -233,16 +247,7 @@ pub async fn load_from_files(state: AppState, files: Vec<File>) {
         Err(e) => return fail(state, e.to_string()),
     };
     let mut buffers = Vec::new();
-    for (name, sha) in [
-        (
-            manifest.encoder.file.clone(),
-            manifest.encoder.sha256.clone(),
-        ),
-        (
-            manifest.preferred_decoder().file.clone(),
-            manifest.preferred_decoder().sha256.clone(),
-        ),
-    ] {
+    for (name, sha) in files_of(&manifest) {
         let Some(file) = read(&name) else {
             return fail(state, format!("{name} was not among the picked files"));
         };
@@ -258,17 +263,7 @@ pub async fn load_from_files(state: AppState, files: Vec<File>) {
             Err(e) => return fail(state, e),
         }
     }
-    let (Some(decoder), Some(encoder)) = (buffers.pop(), buffers.pop()) else {
-        return;
-    };
-    load_into_worker(
-        state,
-        manifest_text,
-        encoder,
-        decoder,
-        "picked files".into(),
-    )
-    .await;
+    load_into_worker(state, manifest_text, buffers, "picked files".into()).await;
 }
 
 /// At start: the model last used, else the default served with the app.

@@ -168,22 +168,31 @@ pub struct LoadedModel {
     pub load_ms: f64,
 }
 
-pub async fn load_model(
-    manifest_json: &str,
-    encoder: js_sys::ArrayBuffer,
-    decoder: js_sys::ArrayBuffer,
-) -> Result<LoadedModel, String> {
-    let fields = [
+pub async fn load_model(manifest_json: &str, files: &ModelFiles) -> Result<LoadedModel, String> {
+    let mut fields = vec![
         ("manifest", JsValue::from_str(manifest_json)),
-        ("encoder", encoder.clone().into()),
-        ("decoder", decoder.clone().into()),
+        ("encoder", files.encoder.clone().into()),
+        ("decoder", files.decoder.clone().into()),
     ];
-    let r = request("load_model", &fields, &[&encoder, &decoder]).await?;
+    let mut transfer: Vec<&JsValue> = vec![&files.encoder, &files.decoder];
+    if let Some(b) = &files.box_decoder {
+        fields.push(("box_decoder", b.clone().into()));
+        transfer.push(b);
+    }
+    let r = request("load_model", &fields, &transfer).await?;
     Ok(LoadedModel {
         key: get(&r, "key").as_string().unwrap_or_default(),
         id: get(&r, "id").as_string().unwrap_or_default(),
         load_ms: get(&r, "load_ms").as_f64().unwrap_or(0.0),
     })
+}
+
+/// A model's files, integrity-checked: the encoder, the decoder, and the decoder for prompts with a box
+/// when the manifest lists one.
+pub struct ModelFiles {
+    pub encoder: js_sys::ArrayBuffer,
+    pub decoder: js_sys::ArrayBuffer,
+    pub box_decoder: Option<js_sys::ArrayBuffer>,
 }
 
 pub struct Encoded {

@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nuclei import model as nm  # noqa: E402
 from nuclei.clicks import edt_padded, next_click, random_interior  # noqa: E402
 from nuclei.data import PIXEL_MEAN, PIXEL_STD, augment, load_set, normalise  # noqa: E402
-from nuclei.evaluate import OrtPredictor, TorchPredictor, breakdown, evaluate  # noqa: E402
+from nuclei.evaluate import BOX_DECODER, OrtPredictor, TorchPredictor, breakdown, evaluate  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA = os.environ.get("LAMINA_DATA", "/work/shared/data")
@@ -164,6 +164,8 @@ def train_step(model, opt, batch_imgs, batch_masks, rng, args):
                 labels[j, n:] = [2, 3]
         return torch.from_numpy(coords), torch.from_numpy(labels)
 
+    # each kind of prompt trains its own decoder; both train the shared encoder
+    decoder = model.box_decoder if mode == "box" else model.decoder
     emb, dense = model.encoder.features(x)
     emb_b = emb[torch.tensor(tile_of)]
     aux_loss = dense_loss(dense, torch.stack(batch_masks))
@@ -172,7 +174,7 @@ def train_step(model, opt, batch_imgs, batch_masks, rng, args):
     with torch.no_grad():
         for it in range(n_corr):
             coords, labels = tensors()
-            iou, low = model.decoder(emb_b.detach(), coords, labels, mask_in, has)
+            iou, low = decoder(emb_b.detach(), coords, labels, mask_in, has)
             first = mode == "click" and it == 0
             mask_in = choose(iou, low, first)
             has = torch.ones(b)
@@ -184,7 +186,7 @@ def train_step(model, opt, batch_imgs, batch_masks, rng, args):
                 else:
                     clicks[j].append((nc[1] + rng.uniform(0, 1), nc[0] + rng.uniform(0, 1), 1.0 if nc[2] else 0.0))
     coords, labels = tensors()
-    iou, low = model.decoder(emb_b, coords, labels, mask_in, has)
+    iou, low = decoder(emb_b, coords, labels, mask_in, has)
     single = mode == "click" and n_corr == 0
     ks = range(nm.M) if single else [0]
     # loss at the low-res grid (128) against the GT's pixel coverage per low-res cell: 4x cheaper than at 256.
@@ -226,11 +228,12 @@ def score(s):
 
 def diff_to_ort(model, folder, x, coords, labels, mask_in, has):
     """Max abs differences (embedding, mask logits, IoU) between the torch model and onnxruntime running
-    folder's ONNX files, on one image x [1,3,S,S] and one prompt (numpy, as the decoder's ONNX inputs)."""
-    ort = OrtPredictor(os.path.join(folder, "encoder.onnx"), os.path.join(folder, "decoder_low_res.onnx"))
+    folder's ONNX files, on one image x [1,3,S,S] and one prompt (numpy, as the decoder's ONNX inputs; a
+    prompt with a box goes to the box decoder)."""
+    ort = OrtPredictor.of_folder(folder)
     with torch.no_grad():
         e_t = model.encoder(torch.from_numpy(x))
-        i_t, l_t = model.decoder(e_t, *(torch.from_numpy(a) for a in (coords, labels, mask_in, has)))
+        i_t, l_t = model.decoder_for(labels)(e_t, *(torch.from_numpy(a) for a in (coords, labels, mask_in, has)))
     e_o = ort.encode(x)
     i_o, l_o = ort.decode(e_o, coords, labels, mask_in, has)
     return tuple(float(np.abs(t.numpy() - o).max()) for t, o in ((e_t, e_o), (l_t, l_o), (i_t, i_o)))
@@ -257,13 +260,22 @@ def model_from_folder(folder, imgs, masks, n=32):
     labels = torch.tensor([[1.0, -1.0]] * len(xs))
     model = load_model_folder(folder, x, coords, labels)
     # the rebuilt model must compute what the shipped files do, or training starts elsewhere
-    d_emb, d_low, _ = diff_to_ort(model, folder, x[:1].numpy(), coords[:1].numpy(), labels[:1].numpy(),
-                                  np.zeros((1, 1, nm.L, nm.L), np.float32), np.zeros(1, np.float32))
-    print(f"rebuilt from {folder}: max abs diff to onnxruntime: embedding {d_emb:.2e}, mask logits {d_low:.2e}",
-          flush=True)
-    if d_emb > 1e-3 or d_low > 1e-2:
-        raise SystemExit(f"{folder}: the rebuilt model does not reproduce the ONNX files")
+    box = np.array([[[20.0, 30.0], [60.0, 64.0]]], np.float32), np.array([[2.0, 3.0]], np.float32)
+    for kind, (c, lab) in (("click", (coords[:1].numpy(), labels[:1].numpy())), ("box", box)):
+        d_emb, d_low, _ = diff_to_ort(model, folder, x[:1].numpy(), c, lab,
+                                      np.zeros((1, 1, nm.L, nm.L), np.float32), np.zeros(1, np.float32))
+        print(f"rebuilt from {folder}: max abs diff to onnxruntime: embedding {d_emb:.2e}, {kind} mask logits "
+              f"{d_low:.2e}", flush=True)
+        if d_emb > 1e-3 or d_low > 1e-2:
+            raise SystemExit(f"{folder}: the rebuilt model does not reproduce the ONNX files")
     return model
+
+
+def take_box_decoder(model, folder, imgs, masks):
+    """The box decoder of a shipped model folder (its only decoder, for a folder from before the split) into
+    model: how a checkpoint trained with one decoder gets the box decoder it did not train."""
+    model.box_decoder.load_state_dict(model_from_folder(folder, imgs, masks).box_decoder.state_dict())
+    print(f"box decoder from the ONNX files in {folder}", flush=True)
 
 
 def cmd_train(args):
@@ -289,6 +301,8 @@ def cmd_train(args):
         keep = {k: v for k, v in old.items() if k in own and own[k].shape == v.shape}
         model.load_state_dict(keep, strict=False)
         print(f"initialised {len(keep)} of {len(own)} tensors from {args.init}", flush=True)
+    if args.box_from:
+        take_box_decoder(model, args.box_from, imgs, masks)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = min(100, args.steps // 10)
 
@@ -371,6 +385,7 @@ def export_onnx(model, out):
     model.eval()
     enc_path = os.path.join(out, "encoder.onnx")
     dec_path = os.path.join(out, "decoder_low_res.onnx")
+    box_path = os.path.join(out, BOX_DECODER)
     image = torch.zeros(1, 3, nm.S, nm.S)
     wrapper = EncoderOnnx(model.encoder).eval()  # export restores each module's mode afterwards
     torch.onnx.export(wrapper, (image,), enc_path, input_names=["image"],
@@ -379,21 +394,22 @@ def export_onnx(model, out):
     emb = torch.zeros(1, nm.C, nm.E, nm.E)
     coords = torch.tensor([[[100.0, 100.0], [0.0, 0.0]]])
     labels = torch.tensor([[1.0, -1.0]])
-    torch.onnx.export(model.decoder, (emb, coords, labels, torch.zeros(1, 1, nm.L, nm.L), torch.zeros(1)),
-                      dec_path,
-                      input_names=["image_embeddings", "point_coords", "point_labels", "mask_input",
-                                   "has_mask_input"],
-                      output_names=["iou_predictions", "low_res_masks"],
-                      dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
-                      opset_version=17, dynamo=False, do_constant_folding=True)
+    for decoder, path in ((model.decoder, dec_path), (model.box_decoder, box_path)):
+        torch.onnx.export(decoder, (emb, coords, labels, torch.zeros(1, 1, nm.L, nm.L), torch.zeros(1)),
+                          path,
+                          input_names=["image_embeddings", "point_coords", "point_labels", "mask_input",
+                                       "has_mask_input"],
+                          output_names=["iou_predictions", "low_res_masks"],
+                          dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}},
+                          opset_version=17, dynamo=False, do_constant_folding=True)
     model.eval()
     import onnx
-    for p in (enc_path, dec_path):
+    for p in (enc_path, dec_path, box_path):
         m = onnx.load(p)
         onnx.checker.check_model(m)
         del m.graph.value_info[:]
         onnx.save(m, p)
-    return enc_path, dec_path
+    return enc_path, dec_path, box_path
 
 
 def write_manifest(out, source, mask_threshold=0.0):
@@ -410,7 +426,9 @@ def write_manifest(out, source, mask_threshold=0.0):
         "mask_threshold": mask_threshold,
         "encoder": {"file": "encoder.onnx", "sha256": sha256(os.path.join(out, "encoder.onnx"))},
         "decoders": [{"variant": "low_res", "file": "decoder_low_res.onnx",
-                      "sha256": sha256(os.path.join(out, "decoder_low_res.onnx"))}],
+                      "sha256": sha256(os.path.join(out, "decoder_low_res.onnx"))},
+                     {"variant": "low_res", "prompts": "box", "file": BOX_DECODER,
+                      "sha256": sha256(os.path.join(out, BOX_DECODER))}],
         "source": source,
         "license": "Weights: CC BY 4.0 (trained on NuInsSeg, Mahbod et al., Scientific Data 2024, CC BY 4.0); "
                    "see MODEL_CARD.md",
@@ -457,6 +475,7 @@ def make_golden(out):
     enc = onnxruntime.InferenceSession(os.path.join(out, "encoder.onnx"), o, providers=["CPUExecutionProvider"])
     dec = onnxruntime.InferenceSession(os.path.join(out, "decoder_low_res.onnx"), o,
                                        providers=["CPUExecutionProvider"])
+    box_dec = onnxruntime.InferenceSession(os.path.join(out, BOX_DECODER), o, providers=["CPUExecutionProvider"])
     cases = []
 
     def write_case(name, model_file, inputs, outputs, description, shared=None):
@@ -507,11 +526,13 @@ def make_golden(out):
     outs = ["iou_predictions", "low_res_masks"]
     for name, coords, labels, desc in prompts:
         fd = feeds(coords, labels)
-        iou, lowm = dec.run(outs, fd)
+        # a prompt with a box goes to the box decoder, as in the engine
+        file, session = (BOX_DECODER, box_dec) if 2 in labels else ("decoder_low_res.onnx", dec)
+        iou, lowm = session.run(outs, fd)
         if name == "one_point":
             k = 1 + int(np.argmax(iou[0, 1:]))
             best = (k, lowm[:, k:k + 1].copy())
-        write_case(f"low_res_{name}", "decoder_low_res.onnx", fd, {"iou_predictions": iou, "low_res_masks": lowm},
+        write_case(f"low_res_{name}", file, fd, {"iou_predictions": iou, "low_res_masks": lowm},
                    desc, shared=emb_file)
     k, mask_in = best
     fd = feeds([pt] + pad, [1, -1], mask_in)
@@ -563,24 +584,32 @@ def cmd_export(args):
     torch.set_num_threads(args.threads)
     ck = torch.load(args.ckpt, map_location="cpu")
     model = nm.Model()
-    model.load_state_dict(ck["model"])
+    if args.box_from:
+        # a checkpoint from before the split: its one decoder serves clicks, the box decoder comes from a folder
+        model.load_state_dict(ck["model"], strict=False)
+        _, imgs, masks = load_set(os.path.join(DATA, "nuinsseg-train"))
+        take_box_decoder(model, args.box_from, imgs, masks)
+    else:
+        model.load_state_dict(ck["model"])
     model.eval()
     os.makedirs(args.out, exist_ok=True)
-    enc_path, dec_path = export_onnx(model, args.out)
-    # onnxruntime vs torch
+    enc_path, dec_path, box_path = export_onnx(model, args.out)
+    # onnxruntime vs torch, for each decoder
     x = torch.randn(1, 3, nm.S, nm.S, generator=torch.Generator().manual_seed(0)).numpy()
-    coords = np.array([[[50, 60], [80, 90], [10, 200], [0, 0]]], np.float32)
-    labels = np.array([[1, 0, 2, 3]], np.float32)
     m = np.random.default_rng(0).normal(size=(1, 1, nm.L, nm.L)).astype(np.float32)
-    d_emb, d_low, d_iou = diff_to_ort(model, args.out, x, coords, labels, m, np.ones(1, np.float32))
-    print(f"max abs diff to onnxruntime: embedding {d_emb:.2e}, mask logits {d_low:.2e}, iou {d_iou:.2e}")
+    for kind, coords, labels in (("clicks", [[50, 60], [80, 90], [0, 0]], [1, 0, -1]),
+                                 ("box and click", [[50, 60], [10, 200], [90, 210]], [1, 2, 3])):
+        d_emb, d_low, d_iou = diff_to_ort(model, args.out, x, np.array([coords], np.float32),
+                                          np.array([labels], np.float32), m, np.ones(1, np.float32))
+        print(f"max abs diff to onnxruntime ({kind}): embedding {d_emb:.2e}, mask logits {d_low:.2e}, "
+              f"iou {d_iou:.2e}")
     ev = ck.get("eval", {})
     source = source_note(ck)
     write_manifest(args.out, source, args.mask_threshold)
     make_golden(args.out)
     if args.eval:
         _, dimgs, dmasks = load_set(os.path.join(DATA, "nuinsseg-dev"))
-        ort = OrtPredictor(enc_path, dec_path)
+        ort = OrtPredictor(enc_path, dec_path, box_dec_path=box_path)
         t = time.time()
         s, rows = evaluate(ort, dimgs, dmasks, normalise)
         s["decode_ms_p50_ort_1thread"] = float(np.median(ort.decode_ms))
@@ -596,8 +625,7 @@ def cmd_calibrate(args):
     training tiles (dev stays for the figures), scored as in checkpoint selection. With --write, the best
     goes into the model's manifest.json, which the engine (and so the app and `lamina eval noc`) reads."""
     model = os.path.join(ROOT, args.model)   # an absolute --model stays as it is
-    ort = OrtPredictor(os.path.join(model, "encoder.onnx"), os.path.join(model, "decoder_low_res.onnx"),
-                       threads=args.threads)
+    ort = OrtPredictor.of_folder(model, threads=args.threads)
     _, imgs, masks = load_set(os.path.join(DATA, "nuinsseg-train"))
     sel = np.sort(np.random.default_rng(321).choice(len(imgs), size=args.tiles, replace=False))
     best = None
@@ -667,6 +695,8 @@ def main():
     t.add_argument("--loss-res", type=int, default=128, choices=[128, 256],
                    help="mask loss on the 128x128 logits, or on their bilinear upsampling to 256 (the engine's)")
     t.add_argument("--late-frac", type=float, default=0.0, help="share of click steps after 7..12 corrections")
+    t.add_argument("--box-from", default=None,
+                   help="with a checkpoint --init from before the split: the box decoder from this model folder")
     t.add_argument("--eval-every", type=int, default=250)
     t.add_argument("--dev-tiles", type=int, default=16, help="dev tiles used for checkpoint selection")
     e = sub.add_parser("export")
@@ -676,6 +706,8 @@ def main():
     e.add_argument("--eval", action="store_true", help="evaluate the exported ONNX on all of nuinsseg-dev")
     e.add_argument("--out-eval", default=None, help="folder for nuclei_dev_eval.json (default /tmp)")
     e.add_argument("--mask-threshold", type=float, default=0.0, help="the manifest's (see calibrate)")
+    e.add_argument("--box-from", default=None,
+                   help="a checkpoint with one decoder: it serves clicks, the box decoder comes from this model folder")
     c = sub.add_parser("calibrate", help="choose the manifest's mask_threshold on training tiles")
     c.add_argument("--model", required=True, help="model folder")
     c.add_argument("--tiles", type=int, default=32)

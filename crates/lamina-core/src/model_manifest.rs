@@ -21,9 +21,29 @@ pub struct ModelFile {
     pub sha256: String,
 }
 
+/// Which prompts a decoder serves. A model may ship a second decoder for prompts with a box, so that
+/// training clicks further does not cost box masks (nuclei-v3); SAM's exports have one for all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecoderPrompts {
+    /// Every prompt, unless the model also has a `box` decoder.
+    #[default]
+    All,
+    /// Prompts that include a box (with or without points).
+    Box,
+}
+
+impl DecoderPrompts {
+    fn is_all(&self) -> bool {
+        *self == DecoderPrompts::All
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DecoderFile {
     pub variant: DecoderVariant,
+    #[serde(default, skip_serializing_if = "DecoderPrompts::is_all")]
+    pub prompts: DecoderPrompts,
     pub file: String,
     pub sha256: String,
 }
@@ -98,19 +118,40 @@ impl ModelManifest {
                 "input_size and pixel_std must be positive".into(),
             ));
         }
-        if m.decoders.is_empty() {
-            return Err(ManifestError::Inconsistent("no decoder is listed".into()));
+        let Some(first) = m.decoders.iter().find(|d| d.prompts.is_all()) else {
+            return Err(ManifestError::Inconsistent(
+                "no decoder for all prompts is listed".into(),
+            ));
+        };
+        if let Some(b) = m.decoders.iter().find(|d| !d.prompts.is_all()) {
+            if b.variant != DecoderVariant::LowRes || first.variant != DecoderVariant::LowRes {
+                return Err(ManifestError::Inconsistent(format!(
+                    "box decoder {}: a box decoder needs low_res decoders",
+                    b.file
+                )));
+            }
         }
         Ok(m)
     }
 
+    /// The decoder of this variant for all prompts.
     pub fn decoder(&self, variant: DecoderVariant) -> Option<&DecoderFile> {
-        self.decoders.iter().find(|d| d.variant == variant)
+        self.decoders
+            .iter()
+            .find(|d| d.variant == variant && d.prompts.is_all())
+    }
+
+    /// The decoder for prompts with a box, if the model has one (always `low_res`).
+    pub fn box_decoder(&self) -> Option<&DecoderFile> {
+        self.decoders
+            .iter()
+            .find(|d| d.prompts == DecoderPrompts::Box)
     }
 
     /// The decoder to use when the caller has no preference: the one that loads once.
     pub fn preferred_decoder(&self) -> &DecoderFile {
         self.decoder(DecoderVariant::LowRes)
+            .or_else(|| self.decoders.iter().find(|d| d.prompts.is_all()))
             .unwrap_or(&self.decoders[0])
     }
 
@@ -153,6 +194,40 @@ mod tests {
         assert!(matches!(
             ModelManifest::parse("{}"),
             Err(ManifestError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn a_box_decoder_is_found_apart_from_the_main_one() {
+        let json = |box_variant: &str| {
+            manifest_json(256).replace(
+                r#"[{"variant":"orig_size","file":"d.onnx","sha256":"00"}]"#,
+                &format!(
+                    r#"[{{"variant":"{box_variant}","prompts":"box","file":"b.onnx","sha256":"01"}},
+                       {{"variant":"low_res","file":"d.onnx","sha256":"00"}}]"#
+                ),
+            )
+        };
+        let m = ModelManifest::parse(&json("low_res")).unwrap();
+        assert_eq!(m.preferred_decoder().file, "d.onnx");
+        assert_eq!(m.decoder(DecoderVariant::LowRes).unwrap().file, "d.onnx");
+        assert_eq!(m.box_decoder().unwrap().file, "b.onnx");
+        assert!(ModelManifest::parse(&manifest_json(256))
+            .unwrap()
+            .box_decoder()
+            .is_none());
+        // a box decoder must load like the main one, and cannot be the only decoder
+        assert!(matches!(
+            ModelManifest::parse(&json("orig_size")),
+            Err(ManifestError::Inconsistent(_))
+        ));
+        let only_box = manifest_json(256).replace(
+            r#""variant":"orig_size","#,
+            r#""variant":"low_res","prompts":"box","#,
+        );
+        assert!(matches!(
+            ModelManifest::parse(&only_box),
+            Err(ManifestError::Inconsistent(_))
         ));
     }
 

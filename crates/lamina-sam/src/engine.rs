@@ -119,6 +119,8 @@ pub struct SamEngine {
     pub manifest: ModelManifest,
     encoder: Plan,
     decoder: Decoder,
+    /// The model's decoder for prompts with a box, when it has one (see `DecoderPrompts`).
+    box_decoder: Option<Decoder>,
 }
 
 fn parse(file: &str, bytes: &[u8]) -> Result<InferenceModel, SamError> {
@@ -218,6 +220,7 @@ impl SamEngine {
             manifest,
             encoder,
             decoder,
+            box_decoder: None,
         };
         if variant == DecoderVariant::LowRes {
             // Optimise now, so a wrong file fails at load and the first click is not slower.
@@ -226,6 +229,36 @@ impl SamEngine {
                 .with_state(&engine.manifest, (0, 0), |_| Ok(()))?;
         }
         Ok(engine)
+    }
+
+    /// Adds the manifest's decoder for prompts with a box (checked like the main one); from then on
+    /// prompts with a box go to it. Without it, the main decoder serves every prompt.
+    pub fn with_box_decoder(mut self, decoder_onnx: &[u8]) -> Result<SamEngine, SamError> {
+        let entry = self
+            .manifest
+            .box_decoder()
+            .ok_or_else(|| SamError::Run("the manifest lists no box decoder".into()))?
+            .clone();
+        if self.decoder.variant != DecoderVariant::LowRes {
+            return Err(SamError::NoDecoder(DecoderVariant::LowRes));
+        }
+        ModelManifest::verify(&entry.file, &entry.sha256, decoder_onnx)?;
+        let decoder = Decoder::new(&entry.file, DecoderVariant::LowRes, decoder_onnx.to_vec())?;
+        decoder.with_state(&self.manifest, (0, 0), |_| Ok(()))?;
+        self.box_decoder = Some(decoder);
+        Ok(self)
+    }
+
+    /// Whether prompts with a box have a decoder of their own.
+    pub fn has_box_decoder(&self) -> bool {
+        self.box_decoder.is_some()
+    }
+
+    fn decoder_for(&self, prompts: &Prompts) -> &Decoder {
+        match (&self.box_decoder, prompts.box_image) {
+            (Some(box_decoder), Some(_)) => box_decoder,
+            _ => &self.decoder,
+        }
     }
 
     /// Runs the encoder on an RGB image.
@@ -267,11 +300,12 @@ impl SamEngine {
 
     /// Runs the decoder on an embedding with the user's prompts.
     pub fn decode(&self, embedding: &Embedding, prompts: &Prompts) -> Result<Decoded, SamError> {
-        let (size, inputs) = self.decoder_inputs(embedding, prompts)?;
-        let out = self.decoder.with_state(&self.manifest, size, |state| {
+        let decoder = self.decoder_for(prompts);
+        let (size, inputs) = self.decoder_inputs(decoder, embedding, prompts)?;
+        let out = decoder.with_state(&self.manifest, size, |state| {
             state.run(inputs).map_err(run_err)
         })?;
-        self.decoded(&out, prompts, embedding)
+        self.decoded(decoder, &out, prompts, embedding)
     }
 
     /// Where a decode spends its time: `runs` decodes of `prompts`, timed per graph node with `now_ms`
@@ -284,10 +318,11 @@ impl SamEngine {
         runs: usize,
         now_ms: &dyn Fn() -> f64,
     ) -> Result<Vec<NodeTime>, SamError> {
-        let (size, inputs) = self.decoder_inputs(embedding, prompts)?;
+        let decoder = self.decoder_for(prompts);
+        let (size, inputs) = self.decoder_inputs(decoder, embedding, prompts)?;
         let mut ms: HashMap<usize, f64> = HashMap::new();
         let mut post_ms = 0.0;
-        let plan = self.decoder.with_state(&self.manifest, size, |state| {
+        let plan = decoder.with_state(&self.manifest, size, |state| {
             for _ in 0..runs.max(1) {
                 let out = state
                     .run_plan_with_eval(inputs.clone(), |session, op_state, node, input| {
@@ -298,7 +333,7 @@ impl SamEngine {
                     })
                     .map_err(run_err)?;
                 let start = now_ms();
-                let decoded = self.decoded(&out, prompts, embedding)?;
+                let decoded = self.decoded(decoder, &out, prompts, embedding)?;
                 let _ = self.mask(&decoded.candidates[decoded.best], &embedding.transform);
                 post_ms += now_ms() - start;
             }
@@ -334,6 +369,7 @@ impl SamEngine {
     /// The decoder's inputs for these prompts, and the image size (`orig_size` plans are per size).
     fn decoder_inputs(
         &self,
+        decoder: &Decoder,
         embedding: &Embedding,
         prompts: &Prompts,
     ) -> Result<((u32, u32), TVec<TValue>), SamError> {
@@ -377,11 +413,11 @@ impl SamEngine {
             tensor(&[1], &[has_mask])?,
         ];
         let size = (t.image_height, t.image_width);
-        if self.decoder.variant == DecoderVariant::OrigSize {
+        if decoder.variant == DecoderVariant::OrigSize {
             named.push(tensor(&[2], &[size.0 as f32, size.1 as f32])?);
         }
         let mut inputs: Vec<Option<TValue>> = vec![None; named.len()];
-        for (value, &index) in named.into_iter().zip(&self.decoder.input_order) {
+        for (value, &index) in named.into_iter().zip(&decoder.input_order) {
             inputs[index] = Some(value);
         }
         let inputs: TVec<TValue> = inputs.into_iter().flatten().collect();
@@ -390,11 +426,12 @@ impl SamEngine {
 
     fn decoded(
         &self,
+        decoder: &Decoder,
         out: &[TValue],
         prompts: &Prompts,
         embedding: &Embedding,
     ) -> Result<Decoded, SamError> {
-        let order = &self.decoder.output_order;
+        let order = &decoder.output_order;
         let ious = values(&out[order[0]])?;
         let low_res = values(&out[order[1]])?;
         let image = order.get(2).map(|&i| values(&out[i])).transpose()?;
@@ -573,7 +610,15 @@ pub fn load_dir(dir: &std::path::Path, variant: DecoderVariant) -> Result<SamEng
         .file
         .clone();
     let decoder = read(&decoder_file)?;
-    SamEngine::load(manifest, &encoder, variant, &decoder)
+    let box_file = match (variant, manifest.box_decoder()) {
+        (DecoderVariant::LowRes, Some(b)) => Some(b.file.clone()),
+        _ => None,
+    };
+    let engine = SamEngine::load(manifest, &encoder, variant, &decoder)?;
+    match box_file {
+        Some(file) => engine.with_box_decoder(&read(&file)?),
+        None => Ok(engine),
+    }
 }
 
 impl Embedding {

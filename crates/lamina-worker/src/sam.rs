@@ -66,13 +66,29 @@ fn model_key(m: &ModelManifest) -> String {
     )
 }
 
-/// Loads a model (manifest JSON + file bytes, integrity-checked). Replaces any loaded model.
+/// Loads a model (manifest JSON + file bytes, integrity-checked), with its box decoder when the manifest
+/// lists one. Replaces any loaded model.
 #[wasm_bindgen]
-pub fn load_model(manifest_json: &str, encoder: &[u8], decoder: &[u8]) -> Result<JsValue, JsError> {
+pub fn load_model(
+    manifest_json: &str,
+    encoder: &[u8],
+    decoder: &[u8],
+    box_decoder: Option<Vec<u8>>,
+) -> Result<JsValue, JsError> {
     let manifest = ModelManifest::parse(manifest_json).map_err(err)?;
     let variant = manifest.preferred_decoder().variant;
+    let wants_box = variant == DecoderVariant::LowRes && manifest.box_decoder().is_some();
     let start = now_ms();
     let engine = SamEngine::load(manifest, encoder, variant, decoder).map_err(err)?;
+    let engine = match (wants_box, box_decoder) {
+        (true, Some(bytes)) => engine.with_box_decoder(&bytes).map_err(err)?,
+        (true, None) => {
+            return Err(JsError::new(
+                "the manifest lists a box decoder, but its file was not given",
+            ))
+        }
+        (false, _) => engine,
+    };
     let out = Object::new();
     set(&out, "key", model_key(&engine.manifest));
     set(&out, "id", engine.manifest.id.clone());
@@ -86,6 +102,7 @@ pub fn load_model(manifest_json: &str, encoder: &[u8], decoder: &[u8]) -> Result
             "orig_size"
         },
     );
+    set(&out, "box_decoder", engine.has_box_decoder());
     set(&out, "load_ms", now_ms() - start);
     WORKER.with_borrow_mut(|w| {
         w.engine = Some(engine);

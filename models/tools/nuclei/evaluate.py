@@ -3,6 +3,7 @@ come from `lamina eval noc`). Clicks are given at pixel centres: image pixel (ro
 One click (+ SAM's padding point) -> the multimask output (1..3) with the best predicted IoU; afterwards
 output 0, with the previous chosen low-res logits as mask_input. Masks: low-res logits upsampled bilinearly
 (half-pixel) to the model input, cropped, resized to the image, > mask_threshold."""
+import os
 import time
 
 import numpy as np
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from .clicks import first_click, next_click
 
 MAX_CLICKS = 20
+BOX_DECODER = "decoder_box_low_res.onnx"
 
 
 def upsample(low, s, h, w):
@@ -36,29 +38,40 @@ class TorchPredictor:
     @torch.no_grad()
     def decode(self, emb, coords, labels, mask_in, has):
         b = coords.shape[0]
-        iou, low = self.m.decoder(emb.expand(b, -1, -1, -1), torch.from_numpy(coords), torch.from_numpy(labels),
+        iou, low = self.m.decoder_for(labels)(emb.expand(b, -1, -1, -1), torch.from_numpy(coords), torch.from_numpy(labels),
                                   torch.from_numpy(mask_in), torch.from_numpy(has))
         return iou.numpy(), low.numpy()
 
 
 class OrtPredictor:
-    def __init__(self, enc_path, dec_path, threads=1):
+    """The ONNX files through onnxruntime; prompts with a box go to box_dec_path when the model has one."""
+
+    def __init__(self, enc_path, dec_path, threads=1, box_dec_path=None):
         import onnxruntime as ort
         o = ort.SessionOptions()
         o.intra_op_num_threads = threads
         o.inter_op_num_threads = 1
         self.enc = ort.InferenceSession(enc_path, o, providers=["CPUExecutionProvider"])
         self.dec = ort.InferenceSession(dec_path, o, providers=["CPUExecutionProvider"])
+        self.box_dec = (ort.InferenceSession(box_dec_path, o, providers=["CPUExecutionProvider"])
+                        if box_dec_path else self.dec)
         self.decode_ms = []
+
+    @classmethod
+    def of_folder(cls, folder, threads=1):
+        box = os.path.join(folder, BOX_DECODER)
+        return cls(os.path.join(folder, "encoder.onnx"), os.path.join(folder, "decoder_low_res.onnx"), threads,
+                   box if os.path.exists(box) else None)
 
     def encode(self, x):
         return self.enc.run(["image_embeddings"], {"image": x})[0]
 
     def decode(self, emb, coords, labels, mask_in, has):
         ious, lows = [], []
+        dec = self.box_dec if (labels == 2).any() else self.dec
         for i in range(coords.shape[0]):
             t = time.perf_counter()
-            iou, low = self.dec.run(["iou_predictions", "low_res_masks"], {
+            iou, low = dec.run(["iou_predictions", "low_res_masks"], {
                 "image_embeddings": emb, "point_coords": coords[i:i + 1], "point_labels": labels[i:i + 1],
                 "mask_input": mask_in[i:i + 1], "has_mask_input": has[i:i + 1]})
             self.decode_ms.append(1000 * (time.perf_counter() - t))

@@ -16,6 +16,7 @@ import torch.nn as nn
 from onnx import numpy_helper
 
 from . import model as nm
+from .evaluate import BOX_DECODER
 
 CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -144,20 +145,31 @@ def _calibrate(folded, bn_of, run):
 
 
 def load_model_folder(folder, images, coords, labels):
-    """A Model with the weights of folder/encoder.onnx and folder/decoder_low_res.onnx, calibrated on `images`
-    (normalised [B,3,S,S]) with one prompt per image (coords [B,N,2], labels [B,N])."""
+    """A Model with the weights of folder's encoder.onnx, decoder_low_res.onnx (the click decoder) and
+    decoder_box_low_res.onnx (the box decoder; a folder from before the split, such as nuclei-v2, has one
+    decoder for both, which then starts both), calibrated on `images` (normalised [B,3,S,S]) with one click per
+    image (coords [B,N,2], labels [B,N]) and a box around each click."""
     model = nm.Model().eval()
     b = images.shape[0]
+    zeros = (torch.zeros(b, 1, nm.L, nm.L), torch.zeros(b))
+    box_coords = torch.stack([coords[:, 0] - 8.0, coords[:, 0] + 8.0], 1)
+    box_labels = torch.tensor([[2.0, 3.0]] * b)
 
     def run_enc():
         return model.encoder(images)
 
     def run_dec():
-        emb = model.encoder(images)
-        return model.decoder(emb, coords, labels, torch.zeros(b, 1, nm.L, nm.L), torch.zeros(b))
+        return model.decoder(model.encoder(images), coords, labels, *zeros)
 
-    enc_folded, enc_bn = _load(model.encoder, os.path.join(folder, "encoder.onnx"), run_enc)
-    _calibrate(enc_folded, enc_bn, run_enc)
-    dec_folded, dec_bn = _load(model.decoder, os.path.join(folder, "decoder_low_res.onnx"), run_dec)
-    _calibrate(dec_folded, dec_bn, run_dec)
+    def run_box():
+        return model.box_decoder(model.encoder(images), box_coords, box_labels, *zeros)
+
+    box_file = os.path.join(folder, BOX_DECODER)
+    if not os.path.exists(box_file):
+        box_file = os.path.join(folder, "decoder_low_res.onnx")
+    for module, path, run in ((model.encoder, os.path.join(folder, "encoder.onnx"), run_enc),
+                              (model.decoder, os.path.join(folder, "decoder_low_res.onnx"), run_dec),
+                              (model.box_decoder, box_file, run_box)):
+        folded, bn_of = _load(module, path, run)
+        _calibrate(folded, bn_of, run)
     return model
