@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""Train Lamina's default promptable nuclei model (models/nuclei-v2) and export it in the SAM ONNX contract.
+"""Train Lamina's default promptable nuclei model (models/nuclei-v3) and export it in the SAM ONNX contract.
 
-    OMP_NUM_THREADS=2 python3 models/tools/train_nuclei.py train --out /tmp/nuclei-v2-run --steps 2400 \
-        --eval-every 400 --seed 0 --threads 2 --init <nuclei-v1 checkpoint>
-    python3 models/tools/train_nuclei.py export --ckpt /tmp/nuclei-v2-run/best.pt --out models/nuclei-v2
-    python3 models/tools/train_nuclei.py figures --model models/nuclei-v2   # eval.json via `lamina eval noc`
+    OMP_NUM_THREADS=2 python3 models/tools/train_nuclei.py train --out /tmp/run --steps 1800 \
+        --eval-every 300 --seed 5 --threads 2 --init models/nuclei-v3
+    python3 models/tools/train_nuclei.py export --ckpt /tmp/run/best.pt --out models/nuclei-v3
+    python3 models/tools/train_nuclei.py figures --model models/nuclei-v3   # eval.json via `lamina eval noc`
 
 `train` trains on shared/data/nuinsseg-train (manifest items only), selects the checkpoint on a fixed
 subset of shared/data/nuinsseg-dev with the simulated-click evaluator (nuclei/evaluate.py), and writes
 best.pt/last.pt/log.jsonl to --out; `--init` takes a checkpoint or a shipped model folder (its ONNX weights,
-nuclei/from_onnx.py). `export` writes encoder.onnx, decoder_low_res.onnx, manifest.json and golden/
+nuclei/from_onnx.py). `export` writes encoder.onnx, decoder_low_res.onnx (clicks), decoder_box_low_res.onnx
+(prompts with a box), manifest.json and golden/
 (onnxruntime outputs for the Rust parity test) and evaluates the exported ONNX on all of dev. `calibrate`
 scores candidate mask thresholds on training tiles and can write the best into the manifest.
 """

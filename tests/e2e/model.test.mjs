@@ -68,11 +68,17 @@ test('worker protocol: load a model, encode, decode prompts, and cancel stale de
     const bytes = async (url) => (await fetch(url)).arrayBuffer();
     const manifest = await (await fetch('models/default/manifest.json')).text();
     const m = JSON.parse(manifest);
-    const decoderFile = m.decoders.find((d) => d.variant === 'low_res').file;
+    const decoderFile = m.decoders.find((d) => d.variant === 'low_res' && !d.prompts).file;
+    const boxFile = m.decoders.find((d) => d.prompts === 'box')?.file;
 
     // A wrong file: the decoder where the encoder belongs fails the manifest's integrity check.
     const wrong = await send('load_model', { manifest, encoder: await bytes(`models/default/${decoderFile}`), decoder: await bytes(`models/default/${decoderFile}`) });
-    const loaded = await send('load_model', { manifest, encoder: await bytes(`models/default/${m.encoder.file}`), decoder: await bytes(`models/default/${decoderFile}`) });
+    // A model with a box decoder refuses to load without it, rather than serve boxes with the click decoder.
+    const noBox = boxFile && await send('load_model', { manifest, encoder: await bytes(`models/default/${m.encoder.file}`), decoder: await bytes(`models/default/${decoderFile}`) });
+    const loaded = await send('load_model', {
+      manifest, encoder: await bytes(`models/default/${m.encoder.file}`), decoder: await bytes(`models/default/${decoderFile}`),
+      box_decoder: boxFile && await bytes(`models/default/${boxFile}`),
+    });
     const bundle = await (await fetch('demo/bundle.json')).json();
     const image = await bytes(`demo/${bundle.assets[0].uri}`);
     const encoded = await send('encode', { bytes: image }, [image]);
@@ -85,7 +91,7 @@ test('worker protocol: load a model, encode, decode prompts, and cancel stale de
     const missing = await send('segment', { handle: 9999, prompts: { points: [[1, 1, true]] } });
     worker.terminate();
     return {
-      wrong, loaded, encodedKeys: Object.keys(encoded.result), f16Bytes: encoded.result.f16.byteLength,
+      wrong, noBox, boxFile, loaded, encodedKeys: Object.keys(encoded.result), f16Bytes: encoded.result.f16.byteLength,
       one: one.result, box: box.result, refine: refine.result, burst, missing, events,
       duplicates: [...replies.values()].filter((r) => r.count !== 1).length,
     };
@@ -93,6 +99,10 @@ test('worker protocol: load a model, encode, decode prompts, and cancel stale de
   assert.equal(result.wrong.ok, false);
   assert.match(result.wrong.error, /does not match the manifest/);
   assert.equal(result.loaded.ok, true, JSON.stringify(result.loaded));
+  assert.ok(result.boxFile, 'the default model has a decoder for box prompts');
+  assert.equal(result.loaded.result.box_decoder, true);
+  assert.equal(result.noBox.ok, false, 'without its box decoder the model does not load');
+  assert.match(result.noBox.error, /box decoder/);
   assert.equal(result.loaded.result.id, DEFAULT.id);
   assert.equal(result.f16Bytes, DEFAULT.embedding_shape.reduce((a, b) => a * b) * 2, 'embedding as f16 for the cache');
   for (const r of [result.one, result.box, result.refine]) {

@@ -15,7 +15,7 @@ use crate::Report;
 
 /// The model the app serves by default (scripts/build-web copies it to dist/models/default). One
 /// place to change when a trained default ships.
-pub const DEFAULT_MODEL_DIR: &str = "models/nuclei-v2";
+pub const DEFAULT_MODEL_DIR: &str = "models/nuclei-v3";
 /// `--model` value that selects the classical baseline instead of a model folder.
 const CLASSICAL: &str = "classical";
 

@@ -194,7 +194,7 @@ fn bad_input_is_named() {
 #[test]
 fn the_default_model_reproduces_its_model_card_on_dev_tiles() {
     let card: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_root().join("models/nuclei-v2/eval.json")).unwrap(),
+        &std::fs::read_to_string(repo_root().join("models/nuclei-v3/eval.json")).unwrap(),
     )
     .unwrap();
     let check = &card["ci_check"];

@@ -1,4 +1,4 @@
-//! Parity with onnxruntime for the shipped nuclei model (models/nuclei-v2, made by
+//! Parity with onnxruntime for the shipped nuclei model (models/nuclei-v3, made by
 //! models/tools/train_nuclei.py): its golden outputs, computed by onnxruntime on one thread, must come out
 //! of our engine within 1e-4 relative. Same machinery as golden.rs (the sam-tiny fixture); this model has
 //! S = 256 (a 256x256 tile is not resized), a [1,176,32,32] embedding and 128x128 low-res masks.
@@ -15,7 +15,7 @@ mod common;
 use common::assert_close;
 
 fn model_dir() -> PathBuf {
-    common::model_dir("models/nuclei-v2")
+    common::model_dir("models/nuclei-v3")
 }
 
 fn case(name: &str) -> Value {
@@ -159,4 +159,55 @@ fn profile_charges_every_node_of_a_decode_to_the_callers_clock() {
     assert!(nodes.len() > 20, "{} nodes", nodes.len());
     assert!(nodes.iter().all(|r| r.ms == 1.0), "{nodes:?}");
     assert!(nodes.iter().any(|r| r.op.contains("MatMul")));
+}
+
+#[test]
+fn a_box_prompt_goes_to_the_box_decoder() {
+    // nuclei-v3 has a decoder for prompts with a box; the golden box case was computed with it. Without it,
+    // the click decoder answers the same box differently, so the parity test above shows the routing.
+    let e = engine();
+    assert!(e.has_box_decoder());
+    let box_file = &e.manifest.box_decoder().unwrap().file;
+    let c = case("low_res_box");
+    assert_eq!(c["model"].as_str(), Some(box_file.as_str()));
+    assert_eq!(
+        case("low_res_one_point")["model"].as_str(),
+        Some(e.manifest.preferred_decoder().file.as_str())
+    );
+
+    let dir = model_dir();
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let m = e.manifest.clone();
+    let click_file = m.preferred_decoder().file.clone();
+    let clicks_only = SamEngine::load(
+        m.clone(),
+        &read(&m.encoder.file),
+        DecoderVariant::LowRes,
+        &read(&click_file),
+    )
+    .unwrap();
+    let emb = embedding(&e);
+    let golden_low = golden(&c, "outputs", "low_res_masks");
+    let by_click_decoder = clicks_only.decode(&emb, &prompts_of(&e, &c)).unwrap();
+    let diff = by_click_decoder
+        .candidates
+        .iter()
+        .flat_map(|k| k.low_res_logits.iter().copied())
+        .zip(&golden_low)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff > 0.5,
+        "the click decoder gives the box golden too (max diff {diff})"
+    );
+
+    // The box decoder is checked like any model file: the click decoder's bytes are refused in its place.
+    let err = clicks_only
+        .with_box_decoder(&read(&click_file))
+        .err()
+        .expect("wrong bytes for the box decoder must fail");
+    assert!(
+        err.to_string().contains("does not match the manifest"),
+        "{err}"
+    );
 }

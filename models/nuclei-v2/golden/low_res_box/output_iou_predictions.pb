@@ -1,1 +1,0 @@
-Biou_predictionsJ—e?v‚Q?:?ÿ	3?

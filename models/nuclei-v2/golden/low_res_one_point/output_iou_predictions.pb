@@ -1,1 +1,0 @@
-Biou_predictionsJ©G?©’G?ØÄG?æF?

@@ -1,1 +1,0 @@
-Biou_predictionsJbˆW?f×Y?@H\?“ÁY?

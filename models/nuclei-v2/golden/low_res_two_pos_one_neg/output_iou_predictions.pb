@@ -1,1 +1,0 @@
-Biou_predictionsJJ*F?“G?ÚG?#ÚF?

@@ -1,0 +1,1 @@
+Biou_predictionsJ8hf?ËKR?Ωó;?V4?

@@ -1,0 +1,1 @@
+Biou_predictionsJ1%H?ÍH?-9I? ¶H?

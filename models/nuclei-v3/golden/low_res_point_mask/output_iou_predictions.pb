@@ -1,0 +1,1 @@
+Biou_predictionsJM\?�^?ҙ_?ܲ\?

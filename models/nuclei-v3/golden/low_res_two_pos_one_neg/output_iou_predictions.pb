@@ -1,0 +1,1 @@
+Biou_predictionsJüÜC?FÂF?@H?8’G?
