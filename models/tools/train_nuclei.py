@@ -410,7 +410,6 @@ def export_onnx(model, out):
         onnx.checker.check_model(m)
         del m.graph.value_info[:]
         onnx.save(m, p)
-    return enc_path, dec_path, box_path
 
 
 def write_manifest(out, source, mask_threshold=0.0):
@@ -528,7 +527,7 @@ def make_golden(out):
     for name, coords, labels, desc in prompts:
         fd = feeds(coords, labels)
         # a prompt with a box goes to the box decoder, as in the engine
-        file, session = (BOX_DECODER, box_dec) if 2 in labels else ("decoder_low_res.onnx", dec)
+        file, session = (BOX_DECODER, box_dec) if nm.has_box(np.asarray(labels)) else ("decoder_low_res.onnx", dec)
         iou, lowm = session.run(outs, fd)
         if name == "one_point":
             k = 1 + int(np.argmax(iou[0, 1:]))
@@ -594,7 +593,7 @@ def cmd_export(args):
         model.load_state_dict(ck["model"])
     model.eval()
     os.makedirs(args.out, exist_ok=True)
-    enc_path, dec_path, box_path = export_onnx(model, args.out)
+    export_onnx(model, args.out)
     # onnxruntime vs torch, for each decoder
     x = torch.randn(1, 3, nm.S, nm.S, generator=torch.Generator().manual_seed(0)).numpy()
     m = np.random.default_rng(0).normal(size=(1, 1, nm.L, nm.L)).astype(np.float32)
@@ -610,7 +609,7 @@ def cmd_export(args):
     make_golden(args.out)
     if args.eval:
         _, dimgs, dmasks = load_set(os.path.join(DATA, "nuinsseg-dev"))
-        ort = OrtPredictor(enc_path, dec_path, box_dec_path=box_path)
+        ort = OrtPredictor.of_folder(args.out)
         t = time.time()
         s, rows = evaluate(ort, dimgs, dmasks, normalise)
         s["decode_ms_p50_ort_1thread"] = float(np.median(ort.decode_ms))

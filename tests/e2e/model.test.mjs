@@ -124,6 +124,22 @@ test('worker protocol: load a model, encode, decode prompts, and cancel stale de
   assert.equal(result.duplicates, 0, 'every request gets exactly one reply');
 });
 
+test('a model picked as files needs every file its manifest names: a missing one is named, then all of them load', async (t) => {
+  const { page } = await env.open(t);
+  await waitText(page, 'model-status', READY, 'the default model');
+  const dir = path.join(ROOT, 'dist/models/default');
+  const named = [DEFAULT.encoder.file, ...DEFAULT.decoders.map((d) => d.file)];
+  const boxFile = DEFAULT.decoders.find((d) => d.prompts === 'box').file;
+  const withoutBox = ['manifest.json', ...named.filter((f) => f !== boxFile)].map((f) => path.join(dir, f));
+  await byId(page, 'model-files').setInputFiles(withoutBox);
+  await waitNotice(page, 'error', new RegExp(`Model not loaded: ${boxFile.replace('.', '\\.')} was not among the picked files`));
+  assert.match(await text(page, 'model-status'), /not loaded/);
+  await byId(page, 'model-files').setInputFiles(['manifest.json', ...named].map((f) => path.join(dir, f)));
+  await waitText(page, 'model-status', READY, 'the model from picked files');
+  await waitText(page, 'embedding-status', /ready/, 'the image with the picked model');
+  noPanics(page);
+});
+
 test('a wrong model URL is reported clearly and the manual tools keep working', async (t) => {
   const { page } = await env.open(t);
   await waitText(page, 'model-status', /^ready/, 'the default model');

@@ -118,13 +118,15 @@ impl ModelManifest {
                 "input_size and pixel_std must be positive".into(),
             ));
         }
-        let Some(first) = m.decoders.iter().find(|d| d.prompts.is_all()) else {
+        if !m.decoders.iter().any(|d| d.prompts.is_all()) {
             return Err(ManifestError::Inconsistent(
                 "no decoder for all prompts is listed".into(),
             ));
-        };
-        if let Some(b) = m.decoders.iter().find(|d| !d.prompts.is_all()) {
-            if b.variant != DecoderVariant::LowRes || first.variant != DecoderVariant::LowRes {
+        }
+        // A box decoder pairs with the low_res decoder (the one `preferred_decoder` then picks), so every
+        // loader can take "the manifest lists a box decoder" to mean "load it".
+        if let Some(b) = m.box_decoder() {
+            if b.variant != DecoderVariant::LowRes || m.decoder(DecoderVariant::LowRes).is_none() {
                 return Err(ManifestError::Inconsistent(format!(
                     "box decoder {}: a box decoder needs low_res decoders",
                     b.file
@@ -209,6 +211,18 @@ mod tests {
             )
         };
         let m = ModelManifest::parse(&json("low_res")).unwrap();
+        // an orig_size decoder listed first does not hide the low_res one the box decoder pairs with
+        let with_orig = json("low_res").replace(
+            r#"{"variant":"low_res","file":"d.onnx""#,
+            r#"{"variant":"orig_size","file":"o.onnx","sha256":"02"},{"variant":"low_res","file":"d.onnx""#,
+        );
+        assert_eq!(
+            ModelManifest::parse(&with_orig)
+                .unwrap()
+                .preferred_decoder()
+                .file,
+            "d.onnx"
+        );
         assert_eq!(m.preferred_decoder().file, "d.onnx");
         assert_eq!(m.decoder(DecoderVariant::LowRes).unwrap().file, "d.onnx");
         assert_eq!(m.box_decoder().unwrap().file, "b.onnx");

@@ -77,7 +77,7 @@ pub fn load_model(
 ) -> Result<JsValue, JsError> {
     let manifest = ModelManifest::parse(manifest_json).map_err(err)?;
     let variant = manifest.preferred_decoder().variant;
-    let wants_box = variant == DecoderVariant::LowRes && manifest.box_decoder().is_some();
+    let wants_box = manifest.box_decoder().is_some(); // then `variant` is low_res (manifest check)
     let start = now_ms();
     let engine = SamEngine::load(manifest, encoder, variant, decoder).map_err(err)?;
     let engine = match (wants_box, box_decoder) {

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .clicks import first_click, next_click
+from .model import has_box
 
 MAX_CLICKS = 20
 BOX_DECODER = "decoder_box_low_res.onnx"
@@ -68,7 +69,7 @@ class OrtPredictor:
 
     def decode(self, emb, coords, labels, mask_in, has):
         ious, lows = [], []
-        dec = self.box_dec if (labels == 2).any() else self.dec
+        dec = self.box_dec if has_box(labels) else self.dec
         for i in range(coords.shape[0]):
             t = time.perf_counter()
             iou, low = dec.run(["iou_predictions", "low_res_masks"], {

@@ -244,7 +244,7 @@ class Decoder(nn.Module):
 def has_box(labels):
     """Whether prompts [B,N] include a box (labels 2/3): those go to the box decoder, as in the engine. A batch
     holds one kind of prompt."""
-    return bool((labels == 2.0).any())
+    return bool((labels == 2.0).any())   # torch or numpy
 
 
 class Model(nn.Module):
