@@ -12,7 +12,8 @@ best.pt/last.pt/log.jsonl to --out; `--init` takes a checkpoint or a shipped mod
 nuclei/from_onnx.py). `export` writes encoder.onnx, decoder_low_res.onnx (clicks), decoder_box_low_res.onnx
 (prompts with a box), manifest.json and golden/
 (onnxruntime outputs for the Rust parity test) and evaluates the exported ONNX on all of dev. `calibrate`
-scores candidate mask thresholds on training tiles and can write the best into the manifest.
+scores candidate mask thresholds on training tiles and can write the best into the manifest. `diagnose`
+splits the first click's error into merge, boundary and separation terms, on dev and on training tiles.
 """
 import argparse
 import hashlib
@@ -677,6 +678,19 @@ def cmd_figures(args):
                                            "box_iou", "box_iou_loose", "ms_per_prediction", "n_instances")}))
 
 
+def cmd_diagnose(args):
+    """First-click error terms (nuclei/diagnose.py) on dev and on every --every-th training tile."""
+    from nuclei.diagnose import first_click_errors, table
+    torch.set_num_threads(args.threads)
+    pred = OrtPredictor.of_folder(args.model, threads=args.threads)
+    out = {}
+    for name, every in (("nuinsseg-dev", 1), ("nuinsseg-train", args.every)):
+        _, imgs, masks = load_set(os.path.join(DATA, name))
+        rows, semantic = first_click_errors(pred, imgs[::every], masks[::every], normalise)
+        out[name] = {"tiles": len(imgs[::every]), "semantic_iou": round(semantic, 3), **table(rows)}
+    print(json.dumps(out, indent=1))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -718,8 +732,13 @@ def main():
     f.add_argument("--model", required=True, help="model folder, relative to the repo root")
     f.add_argument("--lamina", default=os.path.join(ROOT, "target", "release", "lamina"))
     f.add_argument("--limit", type=int, default=8, help="dev tiles in the CI check")
+    d = sub.add_parser("diagnose", help="where the first click's mask goes wrong, on dev and training tiles")
+    d.add_argument("--model", required=True, help="model folder")
+    d.add_argument("--every", type=int, default=20, help="every n-th training tile")
+    d.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    {"train": cmd_train, "export": cmd_export, "calibrate": cmd_calibrate, "figures": cmd_figures}[args.cmd](args)
+    {"train": cmd_train, "export": cmd_export, "calibrate": cmd_calibrate, "figures": cmd_figures,
+     "diagnose": cmd_diagnose}[args.cmd](args)
 
 
 if __name__ == "__main__":
