@@ -291,15 +291,11 @@ def cmd_train(args):
     sel = np.random.default_rng(123).choice(len(dimgs), size=min(args.dev_tiles, len(dimgs)), replace=False)
     sel.sort()
     print(f"loaded {len(imgs)} train / {len(dimgs)} dev tiles in {time.time() - t0:.0f}s", flush=True)
-    model = nm.Model(args.refine, args.refine_gain)
+    model = nm.Model()
     if args.init and os.path.isdir(args.init):
         # a shipped model folder: its ONNX weights, BatchNorms re-derived on 32 training tiles
-        shipped = model_from_folder(args.init, imgs, masks)
-        # Refine blocks the folder lacks start as identities (Refine's docstring)
-        missing, unexpected = model.load_state_dict(shipped.state_dict(), strict=False)
-        if unexpected or not all(nm.is_refine(k) for k in missing):
-            raise SystemExit(f"{args.init}: its weights do not fit --refine {args.refine}")
-        print(f"initialised from the ONNX files in {args.init} ({len(missing)} new tensors)", flush=True)
+        model = model_from_folder(args.init, imgs, masks)
+        print(f"initialised from the ONNX files in {args.init}", flush=True)
     elif args.init:
         # every tensor whose name and shape still match (a second stage, or a changed architecture)
         old = torch.load(args.init, map_location="cpu")["model"]
@@ -309,10 +305,7 @@ def cmd_train(args):
         print(f"initialised {len(keep)} of {len(own)} tensors from {args.init}", flush=True)
     if args.box_from:
         take_box_decoder(model, args.box_from, imgs, masks)
-    new = [p for n, p in model.named_parameters() if nm.is_refine(n)]
-    old = [p for n, p in model.named_parameters() if not nm.is_refine(n)]
-    groups = [{"params": old, "mult": 1.0}] + ([{"params": new, "mult": args.refine_lr_mult}] if new else [])
-    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = min(100, args.steps // 10)
 
     def lr_at(step):
@@ -329,7 +322,7 @@ def cmd_train(args):
     t_start = time.time()
     for step in range(args.steps):
         for g in opt.param_groups:
-            g["lr"] = lr_at(step) * g["mult"]
+            g["lr"] = lr_at(step)
         bi, bm = [], []
         while len(bi) < args.batch:
             if pos == len(order):
@@ -591,7 +584,7 @@ def source_note(ck):
 def cmd_export(args):
     torch.set_num_threads(args.threads)
     ck = torch.load(args.ckpt, map_location="cpu")
-    model = nm.Model(ck["args"].get("refine", 0))
+    model = nm.Model()
     if args.box_from:
         # a checkpoint from before the split: its one decoder serves clicks, the box decoder comes from a folder
         model.load_state_dict(ck["model"], strict=False)
@@ -709,10 +702,6 @@ def main():
     t.add_argument("--lr", type=float, default=3e-3)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--init", default=None, help="start from this checkpoint's weights, or a shipped model folder's ONNX files (a later stage)")
-    t.add_argument("--refine", type=int, default=0,
-                   help="residual blocks after each encoder fusion (new ones start as identities)")
-    t.add_argument("--refine-gain", type=float, default=0.0, help="starting gain of new Refine blocks' last BatchNorm")
-    t.add_argument("--refine-lr-mult", type=float, default=1.0, help="learning-rate factor of the Refine blocks")
     t.add_argument("--aux-weight", type=float, default=1.0, help="weight of the dense foreground and centre-vote loss")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--box-frac", type=float, default=0.25, help="share of steps prompted by a box alone")

@@ -144,21 +144,12 @@ def _calibrate(folded, bn_of, run):
             bn.bias.copy_(m + folded[c])
 
 
-def refine_of(encoder_path):
-    """How many Refine blocks per level the encoder file has (0 up to nuclei-v3), from its convolution count."""
-    n = len(_onnx_params(encoder_path, {"Conv", "ConvTranspose"}))
-    for refine in range(6):
-        if n == sum(isinstance(m, CONVS) for m in nm.Encoder(refine).modules()):
-            return refine
-    raise ValueError(f"{encoder_path}: {n} convolutions match no nuclei encoder")
-
-
 def load_model_folder(folder, images, coords, labels):
     """A Model with the weights of folder's encoder.onnx, decoder_low_res.onnx (the click decoder) and
     decoder_box_low_res.onnx (the box decoder; a folder from before the split, such as nuclei-v2, has one
     decoder for both, which then starts both), calibrated on `images` (normalised [B,3,S,S]) with one click per
     image (coords [B,N,2], labels [B,N]) and a box around each click."""
-    model = nm.Model(refine_of(os.path.join(folder, "encoder.onnx"))).eval()
+    model = nm.Model().eval()
     b = images.shape[0]
     zeros = (torch.zeros(b, 1, nm.L, nm.L), torch.zeros(b))
     box_coords = torch.stack([coords[:, 0] - 8.0, coords[:, 0] + 8.0], 1)

@@ -41,22 +41,6 @@ def cbr(cin, cout, stride=1, dil=1):
         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class Refine(nn.Module):
-    """A residual block (conv-BN-ReLU-conv-BN, added, ReLU) whose last BatchNorm starts at gain `gain`: near an
-    identity at first (its input is a ReLU output, so relu(x + 0) = x), so blocks can be added to a trained
-    encoder without undoing it. Not at exactly zero: added to a trained encoder with gain 0, the blocks' gains
-    were still ~0.001 after 600 steps, as the random convolutions behind a zero gain get no gradient."""
-
-    def __init__(self, c, gain=0.0):
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-                                  nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
-        nn.init.constant_(self.body[4].weight, gain)
-
-    def forward(self, x):
-        return F.relu(x + self.body(x))
-
-
 def space_to_depth(x, c, h, k=2):
     # [B,c,kh,kh] -> [B,k*k*c,h,h] with channel order (c, dy, dx); explicit reshape/transpose
     b = x.shape[0]
@@ -72,9 +56,8 @@ def depth_to_space(x, c, h, k=2):
 
 
 class Encoder(nn.Module):
-    def __init__(self, refine=0, gain=0.0):
+    def __init__(self):
         super().__init__()
-        self.refine = refine
         self.stem = cbr(3, 16, 2)                                   # 128
         self.l4 = nn.Sequential(cbr(16, 32, 2), cbr(32, 32))         # 64
         self.l8 = nn.Sequential(cbr(32, 64, 2), cbr(64, 64), cbr(64, 64, dil=2))       # 32
@@ -89,11 +72,6 @@ class Encoder(nn.Module):
         self.fuse2 = cbr(16, 16)
         self.det = nn.Conv2d(32, C_DET, 1)
         self.dense = nn.Conv2d(16, C_DENSE, 1)
-        # `refine` residual blocks after each fusion at 32x32, 64x64 and 128x128 (tried on nuclei-v3): the first click's
-        # IoU follows the foreground's, and v3 fits its training tiles no better than dev (0.678 vs 0.672)
-        self.r8 = nn.Sequential(*[Refine(64, gain) for _ in range(refine)])
-        self.r4 = nn.Sequential(*[Refine(32, gain) for _ in range(refine)])
-        self.r2 = nn.Sequential(*[Refine(16, gain) for _ in range(refine)])
 
     def features(self, x):
         """(embedding, dense [B,3,128,128]) - the dense head unpacked, for the training losses."""
@@ -101,9 +79,9 @@ class Encoder(nn.Module):
         f4 = self.l4(f2)
         f8 = self.l8(f4)
         f16 = self.l16(f8)
-        s = self.r8(self.fuse(F.relu(f8 + self.up(f16))))
-        u4 = self.r4(self.fuse4(F.relu(f4 + self.up8(s))))
-        u2 = self.r2(self.fuse2(F.relu(f2 + self.up4(u4))))
+        s = self.fuse(F.relu(f8 + self.up(f16)))
+        u4 = self.fuse4(F.relu(f4 + self.up8(s)))
+        u2 = self.fuse2(F.relu(f2 + self.up4(u4)))
         dense = self.dense(u2)
         emb = torch.cat([self.sem(s), space_to_depth(self.det(u4), C_DET, E),
                          space_to_depth(dense, C_DENSE, E, 4)], 1)
@@ -263,11 +241,6 @@ class Decoder(nn.Module):
         return iou, logits
 
 
-def is_refine(name):
-    """Whether a parameter or state name belongs to a Refine block (those a shipped model may lack)."""
-    return any(f".{lvl}." in name for lvl in ("r8", "r4", "r2"))
-
-
 def has_box(labels):
     """Whether prompts [B,N] include a box (labels 2/3): those go to the box decoder, as in the engine. A batch
     holds one kind of prompt."""
@@ -275,9 +248,9 @@ def has_box(labels):
 
 
 class Model(nn.Module):
-    def __init__(self, refine=0, refine_gain=0.0):
+    def __init__(self):
         super().__init__()
-        self.encoder = Encoder(refine, refine_gain)
+        self.encoder = Encoder()
         self.decoder = Decoder(click_maps128=True)   # prompts of points only (decoder_low_res.onnx)
         self.box_decoder = Decoder()                  # prompts with a box (decoder_box_low_res.onnx)
 
