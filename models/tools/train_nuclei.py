@@ -118,19 +118,6 @@ def dense_loss(dense, masks):
     return bce + 2.0 * l1
 
 
-def same_nucleus_loss(decoder, emb, coords, labels, tile_masks, gt):
-    """BCE of the positive clicks' same-nucleus map against the clicked nucleus, on the pixels of any nucleus:
-    it teaches the votes which nucleus a click means (merges cost the first click 0.047 IoU, diagnose.json)
-    and leaves the boundary to the mask loss. tile_masks int [B,S,S] (each prompt's tile), gt [B,S,S]."""
-    dense = nm.depth_to_space(emb[:, nm.C_SEM + 4 * nm.C_DET:], nm.C_DENSE, nm.E, 4)
-    p = decoder.agreement(dense, coords, labels)[0][:, 0].clamp(1e-4, 1 - 1e-4)   # B,L,L, positive points
-    k = nm.S // nm.L
-    on = (tile_masks[:, k // 2::k, k // 2::k] > 0).float()          # cells on any nucleus
-    target = gt[:, k // 2::k, k // 2::k]
-    bce = -(target * torch.log(p) + (1 - target) * torch.log(1 - p))
-    return (bce * on).sum() / on.sum().clamp(min=1)
-
-
 def train_step(model, opt, batch_imgs, batch_masks, rng, args):
     model.train()
     x = torch.stack(batch_imgs)
@@ -202,10 +189,6 @@ def train_step(model, opt, batch_imgs, batch_masks, rng, args):
                     clicks[j].append((nc[1] + rng.uniform(0, 1), nc[0] + rng.uniform(0, 1), 1.0 if nc[2] else 0.0))
     coords, labels = tensors()
     iou, low = decoder(emb_b, coords, labels, mask_in, has)
-    same_loss = torch.zeros(())
-    if mode == "click" and args.same_weight > 0:
-        same_loss = same_nucleus_loss(decoder, emb_b, coords, labels, torch.stack(batch_masks)[torch.tensor(tile_of)],
-                                      gt)
     single = mode == "click" and n_corr == 0
     ks = range(nm.M) if single else [0]
     # loss at the low-res grid (128) against the GT's pixel coverage per low-res cell: 4x cheaper than at 256.
@@ -231,13 +214,12 @@ def train_step(model, opt, batch_imgs, batch_masks, rng, args):
             union = (p | g).sum((1, 2)).float()
             true_iou[k] = inter / union.clamp(min=1)
     iou_loss = torch.stack([F.mse_loss(iou[:, k], true_iou[k]) for k in ks]).mean()
-    total = loss + iou_loss + args.aux_weight * aux_loss + args.same_weight * same_loss
+    total = loss + iou_loss + args.aux_weight * aux_loss
     opt.zero_grad(set_to_none=True)
     total.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
-    return {"loss": float(loss.detach()), "iou_loss": float(iou_loss.detach()), "aux_loss": float(aux_loss.detach()),
-            "same_loss": float(same_loss.detach()), "mode": mode, "n_corr": n_corr,
+    return {"loss": float(loss.detach()), "iou_loss": float(iou_loss.detach()), "aux_loss": float(aux_loss.detach()), "mode": mode, "n_corr": n_corr,
             "iou0": float(true_iou[0].mean())}
 
 
@@ -360,7 +342,6 @@ def cmd_train(args):
                    "loss": float(np.mean([q["loss"] for q in run])),
                    "iou_loss": float(np.mean([q["iou_loss"] for q in run])),
                    "aux_loss": float(np.mean([q["aux_loss"] for q in run])),
-                   "same_loss": float(np.mean([q["same_loss"] for q in run])),
                    "train_iou0": float(np.mean([q["iou0"] for q in run]))}
             run = []
             print(json.dumps(msg), flush=True)
@@ -722,8 +703,6 @@ def main():
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--init", default=None, help="start from this checkpoint's weights, or a shipped model folder's ONNX files (a later stage)")
     t.add_argument("--aux-weight", type=float, default=1.0, help="weight of the dense foreground and centre-vote loss")
-    t.add_argument("--same-weight", type=float, default=0.0,
-                   help="weight of the same-nucleus loss on click steps (which nucleus a click means)")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--box-frac", type=float, default=0.25, help="share of steps prompted by a box alone")
     t.add_argument("--tight-frac", type=float, default=0.4, help="share of those boxes drawn tight")

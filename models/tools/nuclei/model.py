@@ -171,16 +171,9 @@ class Decoder(nn.Module):
         return maps
 
     def _same(self, dense, coords, labels):
-        """Same-nucleus maps at 128x128: for each point, the foreground pixels whose centre vote is near the
-        centre its neighbourhood votes for (pos/neg/box, see agreement), and the foreground probability."""
-        most, fg = self.agreement(dense, coords, labels)
-        fg1 = fg.unsqueeze(1)
-        # votes off nuclei point anywhere: the maps keep only foreground pixels
-        return [most * fg1, fg1]
-
-    def agreement(self, dense, coords, labels):
-        """([B,3,L,L] vote agreement with the positive points, the negative points and the box centre, each
-        summed over points and clipped at 1 (see _sum_clip); [B,L,L] foreground probability)."""
+        """Same-nucleus maps at 128x128: for each point, the pixels whose centre vote is near the centre its
+        neighbourhood votes for; summed over positive points, over negative points, and for the box centre,
+        each clipped at 1 (see _sum_clip)."""
         g = self.g128
         fg = torch.sigmoid(dense[:, 0])                            # B,L,L
         vy = g.view(1, L, 1) + VOTE_UNIT * dense[:, 1]              # votes in model px
@@ -217,7 +210,9 @@ class Decoder(nn.Module):
         # pos/neg/box weights [B,3,N+1] @ same [B,N+1,L*L]: a sum over points clipped at 1 (see _sum_clip)
         w = torch.cat([pos, neg, boxw], 2).squeeze(3).transpose(1, 2)
         most = torch.clamp(torch.matmul(w, same.flatten(2)), max=1.0).view(-1, 3, L, L)
-        return most, fg
+        fg1 = fg.unsqueeze(1)
+        # votes off nuclei point anywhere: the maps keep only foreground pixels
+        return [most * fg1, fg1]
 
     def forward(self, emb, coords, labels, mask_input, has_mask):
         sem = emb[:, :C_SEM]
