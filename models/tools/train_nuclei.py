@@ -679,15 +679,17 @@ def cmd_figures(args):
 
 
 def cmd_diagnose(args):
-    """First-click error terms (nuclei/diagnose.py) on dev and on every --every-th training tile."""
+    """First-click error terms (nuclei/diagnose.py) on each --data SET[:EVERY] (every EVERY-th tile)."""
     from nuclei.diagnose import first_click_errors, table
     torch.set_num_threads(args.threads)
     pred = OrtPredictor.of_folder(args.model, threads=args.threads)
     out = {}
-    for name, every in (("nuinsseg-dev", 1), ("nuinsseg-train", args.every)):
-        _, imgs, masks = load_set(os.path.join(DATA, name))
+    for spec in args.data or ["nuinsseg-dev", "nuinsseg-train:20"]:
+        name, _, every = spec.partition(":")
+        every = int(every or 1)
+        _, imgs, masks = load_set(name if os.path.isdir(name) else os.path.join(DATA, name))
         rows, semantic = first_click_errors(pred, imgs[::every], masks[::every], normalise)
-        out[name] = {"tiles": len(imgs[::every]), "semantic_iou": round(semantic, 3), **table(rows)}
+        out[spec] = {"tiles": len(imgs[::every]), "semantic_iou": round(semantic, 3), **table(rows)}
     print(json.dumps(out, indent=1))
 
 
@@ -734,7 +736,9 @@ def main():
     f.add_argument("--limit", type=int, default=8, help="dev tiles in the CI check")
     d = sub.add_parser("diagnose", help="where the first click's mask goes wrong, on dev and training tiles")
     d.add_argument("--model", required=True, help="model folder")
-    d.add_argument("--every", type=int, default=20, help="every n-th training tile")
+    d.add_argument("--data", action="append", metavar="SET[:EVERY]",
+                   help="a set folder, or a name under shared/data, and optionally every n-th tile; repeatable "
+                        "(default: nuinsseg-dev and nuinsseg-train:20)")
     d.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     {"train": cmd_train, "export": cmd_export, "calibrate": cmd_calibrate, "figures": cmd_figures,
