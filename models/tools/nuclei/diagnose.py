@@ -6,8 +6,8 @@
 - fn_bg: missed pixels the foreground head calls background (boundary drawn too far in).
 1 - IoU is their sum. Also the foreground head's own IoU against the union of all nuclei ("semantic"), and
 "oracle": the IoU each nucleus would get from the foreground head cut to the nucleus' Voronoi cell, i.e. with
-perfect separation. Run on training tiles too: a model that fits them no better than dev lacks capacity,
-not data. And, for scale, what the data itself allows: "grow1" and "shrink1", the IoU of each nucleus with
+perfect separation. Run on training tiles too: a model that fits them no better than dev underfits (for
+want of capacity, or against the labels' own noise) rather than overfits. And, for scale, what the data itself allows: "grow1" and "shrink1", the IoU of each nucleus with
 itself grown or shrunk by one pixel (a boundary drawn one pixel off all round).
 """
 import numpy as np
@@ -15,7 +15,7 @@ import torch
 from scipy.ndimage import binary_dilation, binary_erosion, distance_transform_edt
 
 from .clicks import first_click
-from .evaluate import upsample
+from .evaluate import embed, first_choice, instance_ids, upsample
 from .model import C_DENSE, C_DET, C_SEM, E, depth_to_space
 
 TERMS = ("iou", "fp_other", "fp_bg", "fn_fg", "fn_bg", "oracle", "grow1", "shrink1")
@@ -29,8 +29,7 @@ def first_click_errors(pred, images, masks, normalise, s=256):
     """pred: an evaluate.*Predictor; images uint8 [n,s,s,3], masks int [n,s,s]. Returns (rows, semantic IoU)."""
     rows, inter, union = [], 0, 0
     for img, mk in zip(images, masks):
-        x = normalise(torch.from_numpy(img).permute(2, 0, 1)[None].float()).numpy().astype(np.float32)
-        emb = np.asarray(pred.encode(x))
+        emb = np.asarray(embed(pred, img, normalise))
         dense = depth_to_space(torch.from_numpy(emb[:, C_SEM + 4 * C_DET:]), C_DENSE, E, 4)
         fg = upsample(dense[:, 0].numpy(), s, s, s)[0] > 0
         nuclei = mk > 0
@@ -38,7 +37,7 @@ def first_click_errors(pred, images, masks, normalise, s=256):
         union += int((fg | nuclei).sum())
         _, (iy, ix) = distance_transform_edt(mk == 0, return_indices=True)
         cell = mk[iy, ix]                                   # each pixel's nearest nucleus
-        ids = [i for i in range(1, int(mk.max()) + 1) if (mk == i).any()]
+        ids = instance_ids(mk)
         n = len(ids)
         coords = np.zeros((n, 2, 2), np.float32)
         labels = np.tile(np.array([[1.0, -1.0]], np.float32), (n, 1))
@@ -47,8 +46,7 @@ def first_click_errors(pred, images, masks, normalise, s=256):
             coords[j, 0] = [c + 0.5, r + 0.5]
         iou, low = pred.decode(emb, coords, labels, np.zeros((n, 1, s // 2, s // 2), np.float32),
                                np.zeros(n, np.float32))
-        best = 1 + np.argmax(iou[:, 1:], axis=1)             # the evaluator's single-click rule
-        masks_pred = upsample(low[np.arange(n), best], s, s, s) > 0
+        masks_pred = upsample(low[np.arange(n), first_choice(iou)], s, s, s) > 0
         for j, i in enumerate(ids):
             g, p = mk == i, masks_pred[j]
             u = float((g | p).sum())   # 1 - IoU = the four error terms below

@@ -81,6 +81,20 @@ class OrtPredictor:
         return np.concatenate(ious), np.concatenate(lows)
 
 
+def embed(pred, img, normalise):
+    """The embedding of one uint8 [H,W,3] tile."""
+    return pred.encode(normalise(torch.from_numpy(img).permute(2, 0, 1)[None].float()).numpy().astype(np.float32))
+
+
+def instance_ids(mk):
+    return [i for i in range(1, int(mk.max()) + 1) if (mk == i).any()]
+
+
+def first_choice(iou):
+    """After one click, the multimask output (1..3) with the best predicted IoU (SAM's rule, as the engine)."""
+    return 1 + np.argmax(iou[:, 1:], axis=1)
+
+
 def _iou(a, b):
     u = np.logical_or(a, b).sum()
     return float(np.logical_and(a, b).sum() / u) if u else 1.0
@@ -94,9 +108,8 @@ def evaluate(pred, images, masks, normalise, s=256, low_size=128, max_clicks=MAX
     for ti in range(len(images)):
         img, mk = images[ti], masks[ti]
         h, w = mk.shape
-        x = normalise(torch.from_numpy(img).permute(2, 0, 1)[None].float()).numpy().astype(np.float32)
-        emb = pred.encode(x)
-        ids = [i for i in range(1, int(mk.max()) + 1) if (mk == i).any()]
+        emb = embed(pred, img, normalise)
+        ids = instance_ids(mk)
         gts = [mk == i for i in ids]
         n = len(gts)
         zeros = np.zeros((n, 1, low_size, low_size), np.float32)
@@ -137,7 +150,7 @@ def evaluate(pred, images, masks, normalise, s=256, low_size=128, max_clicks=MAX
                     labels[bi, q] = lab
             has = np.full(b, 0.0 if k == 1 else 1.0, np.float32)
             iou, low = pred.decode(emb, coords, labels, prev[active], has)
-            sel = (1 + np.argmax(iou[:, 1:], axis=1)) if k == 1 else np.zeros(b, int)
+            sel = first_choice(iou) if k == 1 else np.zeros(b, int)
             chosen = low[np.arange(b), sel]
             logit = upsample(chosen, s, h, w)
             for bi, j in enumerate(active):
