@@ -5,7 +5,8 @@
 // cancelled?}. Events, not replies: {event: 'progress', id, stage, done?}.
 //   inspect    {bytes}                      -> {width, height, mime, source_mime, sha256, display?}
 //   load_model {manifest, encoder, decoder, box_decoder?} -> {key, id, family, variant, box_decoder, load_ms}
-//   encode     {bytes}                      -> {handle, encode_ms, f16, shape}
+//   encode     {bytes}                      -> {handle, encode_ms, windows, f16, shape}
+//              (progress events name the window being encoded when the model uses several)
 //   restore    {f16, width, height}         -> {handle}
 //   segment    {handle, prompts: {points: [[x, y, positive]], box?, refine?, remember?}}
 //                                           -> {rle, area, bbox, iou, stability, best, ious, decode_ms}
@@ -44,7 +45,9 @@ function run(data) {
       }
       case 'encode': {
         self.postMessage({ event: 'progress', id, stage: 'encoding' });
-        const r = wasm.encode_image(new Uint8Array(data.bytes));
+        // A model with windows encodes a big image window by window: say how far it is.
+        const r = wasm.encode_image(new Uint8Array(data.bytes), (done, total) =>
+          self.postMessage({ event: 'progress', id, stage: `encoding window ${Math.min(done + 1, total)} of ${total}` }));
         self.postMessage({ event: 'progress', id, stage: 'encoding', done: true });
         return reply(id, r, [r.f16.buffer]);
       }

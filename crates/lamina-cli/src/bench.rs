@@ -107,7 +107,7 @@ pub fn run(args: &BenchSamArgs) -> Result<Report> {
         };
         let t = Instant::now();
         let decoded = engine.decode(&embedding, &prompts)?;
-        let _mask = engine.mask(&decoded.candidates[decoded.best], &embedding.transform);
+        let _mask = engine.mask(&decoded.candidates[decoded.best], &decoded.transform);
         let ms = ms_since(t);
         // The first orig_size decode includes optimising for this image size.
         if first_decode_ms.is_none() {

@@ -70,7 +70,7 @@ impl SamSegmenter {
             .candidates
             .get(index)
             .context("the decoder returned no mask")?;
-        let mask = self.engine.mask(chosen, &embedding.transform);
+        let mask = self.engine.mask(chosen, &decoded.transform);
         Ok((mask, LowRes(chosen.low_res_logits.clone())))
     }
 }

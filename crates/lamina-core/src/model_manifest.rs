@@ -48,6 +48,18 @@ pub struct DecoderFile {
     pub sha256: String,
 }
 
+/// How a model trained at one pixel scale sees an image: through `input_size` windows at the image's own
+/// scale instead of SAM's whole-image resize (`lamina_sam::transform::window_layout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Windows {
+    /// Model pixels shared by neighbouring windows, so a nucleus on one window's edge lies well inside
+    /// another.
+    pub overlap: u32,
+    /// The most windows one image may take (each is one encoder run and one embedding); bigger images are
+    /// scaled down until they fit.
+    pub max: u32,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelManifest {
     pub format: String,
@@ -64,6 +76,9 @@ pub struct ModelManifest {
     pub mask_threshold: f32,
     pub encoder: ModelFile,
     pub decoders: Vec<DecoderFile>,
+    /// Absent for SAM-family models, which resize the whole image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<Windows>,
     #[serde(default)]
     pub source: String,
     #[serde(default)]
@@ -122,6 +137,19 @@ impl ModelManifest {
             return Err(ManifestError::Inconsistent(
                 "no decoder for all prompts is listed".into(),
             ));
+        }
+        if let Some(w) = m.windows {
+            if w.max == 0 || 2 * w.overlap >= m.input_size {
+                return Err(ManifestError::Inconsistent(format!(
+                    "windows: max {} must be at least 1 and overlap {} under half of input_size {}",
+                    w.max, w.overlap, m.input_size
+                )));
+            }
+            if m.decoder(DecoderVariant::LowRes).is_none() {
+                return Err(ManifestError::Inconsistent(
+                    "windows need a low_res decoder (masks are pasted from each window)".into(),
+                ));
+            }
         }
         // A box decoder pairs with the low_res decoder (the one `preferred_decoder` then picks), so every
         // loader can take "the manifest lists a box decoder" to mean "load it".
@@ -196,6 +224,43 @@ mod tests {
         assert!(matches!(
             ModelManifest::parse("{}"),
             Err(ManifestError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn windows_are_optional_and_checked() {
+        assert_eq!(
+            ModelManifest::parse(&manifest_json(256)).unwrap().windows,
+            None
+        );
+        let low_res = manifest_json(256).replace("orig_size", "low_res");
+        let with =
+            |w: &str| low_res.replace(r#""decoders""#, &format!(r#""windows":{w},"decoders""#));
+        let m = ModelManifest::parse(&with(r#"{"overlap":64,"max":36}"#)).unwrap();
+        assert_eq!(
+            m.windows,
+            Some(Windows {
+                overlap: 64,
+                max: 36
+            })
+        );
+        for bad in [r#"{"overlap":512,"max":36}"#, r#"{"overlap":64,"max":0}"#] {
+            assert!(
+                matches!(
+                    ModelManifest::parse(&with(bad)),
+                    Err(ManifestError::Inconsistent(_))
+                ),
+                "{bad}"
+            );
+        }
+        // masks are pasted from each window's low-res logits, which orig_size decoders do not return
+        let orig = manifest_json(256).replace(
+            r#""decoders""#,
+            r#""windows":{"overlap":64,"max":36},"decoders""#,
+        );
+        assert!(matches!(
+            ModelManifest::parse(&orig),
+            Err(ManifestError::Inconsistent(_))
         ));
     }
 

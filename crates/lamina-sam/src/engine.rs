@@ -11,8 +11,8 @@ use tract_onnx::tract_core::plan::{eval, SimpleState};
 
 use crate::manifest::{DecoderVariant, ManifestError, ModelManifest};
 use crate::postprocess::{image_logits_from_low_res, mask_from_logits, stability_score};
-use crate::preprocess::model_input_from_image;
-use crate::transform::ModelFromImage;
+use crate::preprocess::model_input_from_window;
+use crate::transform::{window_layout, ModelFromImage};
 
 type Plan = Arc<TypedRunnableModel>;
 
@@ -53,12 +53,19 @@ fn run_err(e: impl std::fmt::Display) -> SamError {
     SamError::Run(format!("{e:#}"))
 }
 
-/// An image's embedding with the transform it was computed under.
+/// An image's embedding: one per window the model sees it through (one for SAM-family models).
 #[derive(Clone, Debug)]
 pub struct Embedding {
+    /// Of each window's embedding: `[1, C, E, E]`.
+    pub shape: [usize; 4],
+    pub windows: Vec<WindowEmbedding>,
+}
+
+/// One window's embedding with the transform it was computed under.
+#[derive(Clone, Debug)]
+pub struct WindowEmbedding {
     /// `[1, C, E, E]` row-major.
     pub values: Vec<f32>,
-    pub shape: [usize; 4],
     pub transform: ModelFromImage,
 }
 
@@ -96,6 +103,8 @@ pub struct NodeTime {
 
 #[derive(Clone, Debug)]
 pub struct Decoded {
+    /// The window the prompts were decoded in; [`SamEngine::mask`] needs it.
+    pub transform: ModelFromImage,
     pub candidates: Vec<Candidate>,
     /// SAM's choice: for one click alone, the multimask output with the best predicted IoU; else output 0.
     pub best: usize,
@@ -208,6 +217,9 @@ impl SamEngine {
         if ins.len() != 1 {
             return Err(contract(format!("expected one input, found {}", ins.len())));
         }
+        if manifest.windows.is_some() && variant != DecoderVariant::LowRes {
+            return Err(SamError::NoDecoder(DecoderVariant::LowRes));
+        }
         let s = manifest.input_size as usize;
         let model = model
             .with_input_fact(0, f32::fact([1, 3, s, s]).into())
@@ -263,12 +275,36 @@ impl SamEngine {
 
     /// Runs the encoder on an RGB image.
     pub fn encode(&self, image: &image::RgbImage) -> Result<Embedding, SamError> {
-        let s = self.manifest.input_size as usize;
-        let input = model_input_from_image(image, &self.manifest);
-        self.encode_model_input(
-            &input,
-            ModelFromImage::new(image.width(), image.height(), s as u32),
+        self.encode_with_progress(image, &mut |_, _| {})
+    }
+
+    /// The windows this model sees an image of this size through (see `transform::window_layout`).
+    pub fn layout(&self, image_width: u32, image_height: u32) -> Vec<ModelFromImage> {
+        window_layout(
+            image_width,
+            image_height,
+            self.manifest.input_size,
+            self.manifest.windows.as_ref(),
         )
+    }
+
+    /// `encode`, calling `progress(windows done, windows)` after each window.
+    pub fn encode_with_progress(
+        &self,
+        image: &image::RgbImage,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Embedding, SamError> {
+        let layout = self.layout(image.width(), image.height());
+        let mut windows = Vec::with_capacity(layout.len());
+        let mut shape = self.manifest.embedding_shape;
+        for (done, transform) in layout.iter().enumerate() {
+            let input = model_input_from_window(image, transform, &self.manifest);
+            let one = self.encode_model_input(&input, *transform)?;
+            shape = one.shape;
+            windows.extend(one.windows);
+            progress(done + 1, layout.len());
+        }
+        Ok(Embedding { shape, windows })
     }
 
     /// Runs the encoder on an already preprocessed `[1, 3, S, S]` input.
@@ -291,21 +327,38 @@ impl SamEngine {
                 self.manifest.embedding_shape
             )));
         }
-        Ok(Embedding {
-            values: values(&out[0])?,
-            shape,
-            transform,
-        })
+        Ok(Embedding::single(values(&out[0])?, shape, transform))
+    }
+
+    /// The window to decode these prompts in: the one where the box, or else the first point, lies
+    /// deepest inside (sides on the image border count as deep). Every later prompt of a session shares
+    /// that first prompt, so corrections and the previous low-res mask stay in one window.
+    fn window_for<'e>(&self, embedding: &'e Embedding, prompts: &Prompts) -> &'e WindowEmbedding {
+        let anchor = match (prompts.box_image, prompts.points_image.first()) {
+            (Some([x0, y0, x1, y1]), _) => [x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1)],
+            (None, Some(([x, y], _))) => [*x, *y, *x, *y],
+            (None, None) => [0.0; 4],
+        };
+        let mut best = &embedding.windows[0];
+        let mut best_margin = f64::NEG_INFINITY;
+        for w in &embedding.windows {
+            let margin = w.transform.margin_image(anchor);
+            if margin > best_margin {
+                (best, best_margin) = (w, margin);
+            }
+        }
+        best
     }
 
     /// Runs the decoder on an embedding with the user's prompts.
     pub fn decode(&self, embedding: &Embedding, prompts: &Prompts) -> Result<Decoded, SamError> {
         let decoder = self.decoder_for(prompts);
-        let (size, inputs) = self.decoder_inputs(decoder, embedding, prompts)?;
+        let window = self.window_for(embedding, prompts);
+        let (size, inputs) = self.decoder_inputs(decoder, embedding.shape, window, prompts)?;
         let out = decoder.with_state(&self.manifest, size, |state| {
             state.run(inputs).map_err(run_err)
         })?;
-        self.decoded(decoder, &out, prompts, embedding)
+        self.decoded(decoder, &out, prompts, window)
     }
 
     /// Where a decode spends its time: `runs` decodes of `prompts`, timed per graph node with `now_ms`
@@ -319,7 +372,8 @@ impl SamEngine {
         now_ms: &dyn Fn() -> f64,
     ) -> Result<Vec<NodeTime>, SamError> {
         let decoder = self.decoder_for(prompts);
-        let (size, inputs) = self.decoder_inputs(decoder, embedding, prompts)?;
+        let window = self.window_for(embedding, prompts);
+        let (size, inputs) = self.decoder_inputs(decoder, embedding.shape, window, prompts)?;
         let mut ms: HashMap<usize, f64> = HashMap::new();
         let mut post_ms = 0.0;
         let plan = decoder.with_state(&self.manifest, size, |state| {
@@ -333,8 +387,8 @@ impl SamEngine {
                     })
                     .map_err(run_err)?;
                 let start = now_ms();
-                let decoded = self.decoded(decoder, &out, prompts, embedding)?;
-                let _ = self.mask(&decoded.candidates[decoded.best], &embedding.transform);
+                let decoded = self.decoded(decoder, &out, prompts, window)?;
+                let _ = self.mask(&decoded.candidates[decoded.best], &decoded.transform);
                 post_ms += now_ms() - start;
             }
             Ok(state.plan().clone())
@@ -370,10 +424,11 @@ impl SamEngine {
     fn decoder_inputs(
         &self,
         decoder: &Decoder,
-        embedding: &Embedding,
+        shape: [usize; 4],
+        window: &WindowEmbedding,
         prompts: &Prompts,
     ) -> Result<((u32, u32), TVec<TValue>), SamError> {
-        let t = &embedding.transform;
+        let t = &window.transform;
         if prompts.points_image.is_empty() && prompts.box_image.is_none() {
             return Err(SamError::Prompt("give at least one point or a box".into()));
         }
@@ -406,7 +461,7 @@ impl SamEngine {
         };
         let n = labels.len();
         let mut named = vec![
-            tensor(&embedding.shape, &embedding.values)?,
+            tensor(&shape, &window.values)?,
             tensor(&[1, n, 2], &coords)?,
             tensor(&[1, n], &labels)?,
             tensor(&[1, 1, low, low], &mask_input)?,
@@ -429,7 +484,7 @@ impl SamEngine {
         decoder: &Decoder,
         out: &[TValue],
         prompts: &Prompts,
-        embedding: &Embedding,
+        window: &WindowEmbedding,
     ) -> Result<Decoded, SamError> {
         let order = &decoder.output_order;
         let ious = values(&out[order[0]])?;
@@ -444,7 +499,7 @@ impl SamEngine {
                 low_res.len()
             )));
         }
-        let t = &embedding.transform;
+        let t = &window.transform;
         let image_len = (t.image_width * t.image_height) as usize;
         let threshold = self.manifest.mask_threshold;
         let candidates = (0..m)
@@ -474,10 +529,15 @@ impl SamEngine {
         } else {
             0
         };
-        Ok(Decoded { candidates, best })
+        Ok(Decoded {
+            transform: window.transform,
+            candidates,
+            best,
+        })
     }
 
-    /// A candidate as a mask in image pixels.
+    /// A candidate as a mask in image pixels; `transform` is the window it was decoded in
+    /// (`Decoded::transform`), and the mask is empty outside that window.
     pub fn mask(&self, candidate: &Candidate, transform: &ModelFromImage) -> Mask {
         let logits = match &candidate.image_logits {
             Some(l) => l.clone(),
@@ -487,12 +547,18 @@ impl SamEngine {
                 transform,
             ),
         };
-        mask_from_logits(
-            &logits,
-            transform.image_width,
-            transform.image_height,
-            self.manifest.mask_threshold,
-        )
+        let [x0, y0, w, h] = transform.window_image;
+        let window = mask_from_logits(&logits, w, h, self.manifest.mask_threshold);
+        if (x0, y0, w, h) == (0, 0, transform.image_width, transform.image_height) {
+            return window;
+        }
+        let mut mask = Mask::new(transform.image_width, transform.image_height);
+        let (iw, w) = (transform.image_width as usize, w as usize);
+        for (row, src) in window.data.chunks_exact(w).enumerate() {
+            let start = (y0 as usize + row) * iw + x0 as usize;
+            mask.data[start..start + w].copy_from_slice(src);
+        }
+        mask
     }
 }
 
@@ -622,37 +688,52 @@ pub fn load_dir(dir: &std::path::Path, variant: DecoderVariant) -> Result<SamEng
 }
 
 impl Embedding {
-    /// Half-precision bytes (little-endian) for the browser's embedding cache: half the size, and the
-    /// masks it gives differ from f32's only at the rounding of the logits.
+    /// One window: the whole image for SAM-family models.
+    pub fn single(values: Vec<f32>, shape: [usize; 4], transform: ModelFromImage) -> Embedding {
+        Embedding {
+            shape,
+            windows: vec![WindowEmbedding { values, transform }],
+        }
+    }
+
+    /// Half-precision bytes (little-endian), the windows one after another, for the browser's embedding
+    /// cache: half the size, and the masks it gives differ from f32's only at the rounding of the logits.
     pub fn to_f16_bytes(&self) -> Vec<u8> {
-        self.values
+        self.windows
             .iter()
+            .flat_map(|w| &w.values)
             .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
             .collect()
     }
 
+    /// Back from [`Embedding::to_f16_bytes`], given the layout the image was encoded with
+    /// ([`SamEngine::layout`]).
     pub fn from_f16_bytes(
         bytes: &[u8],
         shape: [usize; 4],
-        transform: ModelFromImage,
+        layout: &[ModelFromImage],
     ) -> Result<Embedding, SamError> {
         let n: usize = shape.iter().product();
-        if bytes.len() != 2 * n {
+        if layout.is_empty() || bytes.len() != 2 * n * layout.len() {
             return Err(SamError::Run(format!(
-                "a cached embedding has {} bytes, expected {}",
+                "a cached embedding has {} bytes, expected {} ({} windows)",
                 bytes.len(),
-                2 * n
+                2 * n * layout.len(),
+                layout.len()
             )));
         }
-        let values = bytes
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+        let windows = bytes
+            .chunks_exact(2 * n)
+            .zip(layout)
+            .map(|(window, transform)| WindowEmbedding {
+                values: window
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                transform: *transform,
+            })
             .collect();
-        Ok(Embedding {
-            values,
-            shape,
-            transform,
-        })
+        Ok(Embedding { shape, windows })
     }
 }
 
@@ -663,15 +744,13 @@ mod tests {
     #[test]
     fn f16_round_trip_keeps_values_within_half_precision() {
         let t = ModelFromImage::new(4, 4, 8);
-        let e = Embedding {
-            values: vec![0.0, 1.5, -2.25, 1e-3, 123.4, -0.333],
-            shape: [1, 6, 1, 1],
-            transform: t,
-        };
-        let back = Embedding::from_f16_bytes(&e.to_f16_bytes(), e.shape, t).unwrap();
-        for (a, b) in e.values.iter().zip(&back.values) {
+        let e = Embedding::single(vec![0.0, 1.5, -2.25, 1e-3, 123.4, -0.333], [1, 6, 1, 1], t);
+        let back = Embedding::from_f16_bytes(&e.to_f16_bytes(), e.shape, &[t]).unwrap();
+        for (a, b) in e.windows[0].values.iter().zip(&back.windows[0].values) {
             assert!((a - b).abs() <= a.abs() * 1e-3 + 1e-6, "{a} vs {b}");
         }
-        assert!(Embedding::from_f16_bytes(&[0; 3], e.shape, t).is_err());
+        assert!(Embedding::from_f16_bytes(&[0; 3], e.shape, &[t]).is_err());
+        // the layout must account for every window in the bytes
+        assert!(Embedding::from_f16_bytes(&e.to_f16_bytes(), e.shape, &[t, t]).is_err());
     }
 }

@@ -38,7 +38,8 @@ pub fn resize_bilinear(
     out
 }
 
-/// Low-res logits (`low_res` x `low_res`, covering the padded model input) → logits at image resolution.
+/// Low-res logits (`low_res` x `low_res`, covering the padded model input) → logits at image resolution
+/// over the transform's window (the whole image for SAM), row-major, window width × height.
 pub fn image_logits_from_low_res(
     low_res_logits: &[f32],
     low_res: usize,
@@ -51,13 +52,8 @@ pub fn image_logits_from_low_res(
     let cropped: Vec<f32> = (0..h)
         .flat_map(|y| model_logits[y * s..][..w].iter().copied())
         .collect();
-    resize_bilinear(
-        &cropped,
-        w,
-        h,
-        transform.image_width as usize,
-        transform.image_height as usize,
-    )
+    let [_, _, window_w, window_h] = transform.window_image;
+    resize_bilinear(&cropped, w, h, window_w as usize, window_h as usize)
 }
 
 /// Pixels whose logit is above `threshold`.

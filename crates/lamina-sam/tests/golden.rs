@@ -54,7 +54,7 @@ fn encoder_matches_onnxruntime() {
         .unwrap();
     assert_close(
         "image_embeddings",
-        &emb.values,
+        &emb.windows[0].values,
         &golden(&c, "outputs", "image_embeddings"),
     );
 }

@@ -62,7 +62,7 @@ fn nuclei_encoder_matches_onnxruntime() {
         .unwrap();
     assert_close(
         "image_embeddings",
-        &emb.values,
+        &emb.windows[0].values,
         &golden(&case("encoder"), "outputs", "image_embeddings"),
     );
 }
@@ -129,7 +129,7 @@ fn one_click_on_a_nucleus_gives_a_nucleus_sized_mask_around_it() {
     let c = case("low_res_one_point");
     let decoded = e.decode(&emb, &prompts_of(&e, &c)).unwrap();
     assert!((1..4).contains(&decoded.best));
-    let mask = e.mask(&decoded.candidates[decoded.best], &emb.transform);
+    let mask = e.mask(&decoded.candidates[decoded.best], &decoded.transform);
     let area = mask.area();
     assert!((30..5000).contains(&area), "area {area}");
     let p = prompts_of(&e, &c).points_image[0].0;

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use js_sys::{Float32Array, Object, Reflect, Uint8Array};
 use lamina_core::rle::Rle;
-use lamina_sam::{DecoderVariant, Embedding, ModelFromImage, ModelManifest, Prompts, SamEngine};
+use lamina_sam::{DecoderVariant, Embedding, ModelManifest, Prompts, SamEngine};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
@@ -57,13 +57,17 @@ fn hold(w: &mut Worker, embedding: Embedding) -> u32 {
 }
 
 /// The model's cache key: its id plus its encoder's hash, so re-exported weights never reuse old
-/// embeddings.
+/// embeddings, plus its window layout, since an embedding holds one window per layout entry.
 fn model_key(m: &ModelManifest) -> String {
-    format!(
+    let key = format!(
         "{}@{}",
         m.id,
         &m.encoder.sha256[..12.min(m.encoder.sha256.len())]
-    )
+    );
+    match m.windows {
+        Some(w) => format!("{key}/w{}x{}", w.overlap, w.max),
+        None => key,
+    }
 }
 
 /// Loads a model (manifest JSON + file bytes, integrity-checked), with its box decoder when the manifest
@@ -111,10 +115,14 @@ pub fn load_model(
     Ok(out.into())
 }
 
-/// Encodes an image file (PNG/JPEG bytes). Returns a handle, the timing, and the embedding as f16 bytes
-/// for the cache.
+/// Encodes an image file (PNG/JPEG bytes). Returns a handle, the timing, the number of windows, and the
+/// embedding as f16 bytes for the cache. `progress(done, windows)` is called after each window when the
+/// model sees the image through more than one (each is an encoder run).
 #[wasm_bindgen]
-pub fn encode_image(image_bytes: &[u8]) -> Result<JsValue, JsError> {
+pub fn encode_image(
+    image_bytes: &[u8],
+    progress: Option<js_sys::Function>,
+) -> Result<JsValue, JsError> {
     let rgb = image::load_from_memory(image_bytes).map_err(err)?.to_rgb8();
     WORKER.with_borrow_mut(|w| {
         let engine = w
@@ -122,10 +130,21 @@ pub fn encode_image(image_bytes: &[u8]) -> Result<JsValue, JsError> {
             .as_ref()
             .ok_or_else(|| JsError::new("no model is loaded"))?;
         let start = now_ms();
-        let embedding = engine.encode(&rgb).map_err(err)?;
+        let embedding = engine
+            .encode_with_progress(&rgb, &mut |done, total| {
+                if let (Some(f), true) = (&progress, total > 1) {
+                    let _ = f.call2(
+                        &JsValue::NULL,
+                        &JsValue::from(done as u32),
+                        &JsValue::from(total as u32),
+                    );
+                }
+            })
+            .map_err(err)?;
         let encode_ms = now_ms() - start;
         let out = Object::new();
         set(&out, "encode_ms", encode_ms);
+        set(&out, "windows", embedding.windows.len() as u32);
         set(
             &out,
             "f16",
@@ -149,10 +168,9 @@ pub fn restore_embedding(f16: &[u8], image_width: u32, image_height: u32) -> Res
             .engine
             .as_ref()
             .ok_or_else(|| JsError::new("no model is loaded"))?;
-        let m = &engine.manifest;
-        let transform = ModelFromImage::new(image_width, image_height, m.input_size);
-        let embedding =
-            Embedding::from_f16_bytes(f16, m.embedding_shape, transform).map_err(err)?;
+        let layout = engine.layout(image_width, image_height);
+        let embedding = Embedding::from_f16_bytes(f16, engine.manifest.embedding_shape, &layout)
+            .map_err(err)?;
         Ok(hold(w, embedding))
     })
 }
@@ -218,7 +236,7 @@ pub fn decode_prompts(handle: u32, prompts_json: &str) -> Result<JsValue, JsErro
         let start = now_ms();
         let decoded = engine.decode(&held.embedding, &prompts).map_err(err)?;
         let best = &decoded.candidates[decoded.best];
-        let mask = engine.mask(best, &held.embedding.transform);
+        let mask = engine.mask(best, &decoded.transform);
         let decode_ms = now_ms() - start;
         if msg.remember {
             held.last_low_res = Some(best.low_res_logits.clone());

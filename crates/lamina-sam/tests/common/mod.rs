@@ -80,11 +80,11 @@ pub fn assert_close(what: &str, ours: &[f32], reference: &[f32]) {
 
 /// The golden image embedding (every decoder case's input).
 pub fn embedding(dir: &Path, shape: [usize; 4], transform: ModelFromImage) -> Embedding {
-    Embedding {
-        values: tensor(dir, &case(dir, "encoder"), "outputs", "image_embeddings"),
+    Embedding::single(
+        tensor(dir, &case(dir, "encoder"), "outputs", "image_embeddings"),
         shape,
         transform,
-    }
+    )
 }
 
 /// The golden decoder inputs turned back into what a user gave, in image pixels.
