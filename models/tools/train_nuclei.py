@@ -413,6 +413,9 @@ def export_onnx(model, out):
         onnx.save(m, p)
 
 
+WINDOWS = {"overlap": 64, "max": 36}
+
+
 def write_manifest(out, source, mask_threshold=0.0):
     man = {
         "format": "lamina.model",
@@ -430,6 +433,9 @@ def write_manifest(out, source, mask_threshold=0.0):
                       "sha256": sha256(os.path.join(out, "decoder_low_res.onnx"))},
                      {"variant": "low_res", "prompts": "box", "file": BOX_DECODER,
                       "sha256": sha256(os.path.join(out, BOX_DECODER))}],
+        # Trained on 256 px tiles at one pixel scale: bigger images are seen through overlapping 256 px
+        # windows at that scale, not shrunk whole (lamina_sam::transform::window_layout).
+        "windows": WINDOWS,
         "source": source,
         "license": "Weights: CC BY 4.0 (trained on NuInsSeg, Mahbod et al., Scientific Data 2024, CC BY 4.0); "
                    "see MODEL_CARD.md",

@@ -124,6 +124,71 @@ test('worker protocol: load a model, encode, decode prompts, and cancel stale de
   assert.equal(result.duplicates, 0, 'every request gets exactly one reply');
 });
 
+test('a 512 px image is encoded window by window at the model\'s scale, and suggests what its tiles do', async (t) => {
+  // The default model was trained on 256 px tiles and lists `windows`: a bigger image is not shrunk.
+  const { page } = await env.open(t, { waitForDemo: false });
+  const result = await page.evaluate(async () => {
+    const worker = new Worker('worker.js', { type: 'module' });
+    const events = [];
+    const waiters = new Map();
+    let next = 1;
+    worker.onmessage = ({ data }) => (data.event ? events.push(data) : waiters.get(data.id)?.(data));
+    const send = (kind, fields = {}, transfer = []) => {
+      const id = next++;
+      const done = new Promise((resolve) => waiters.set(id, resolve));
+      worker.postMessage({ id, kind, ...fields }, transfer);
+      return done;
+    };
+    const bytes = async (url) => (await fetch(url)).arrayBuffer();
+    const manifest = await (await fetch('models/default/manifest.json')).text();
+    const m = JSON.parse(manifest);
+    const file = (pred) => m.decoders.find(pred).file;
+    const loaded = await send('load_model', {
+      manifest, encoder: await bytes(`models/default/${m.encoder.file}`),
+      decoder: await bytes(`models/default/${file((d) => !d.prompts)}`),
+      box_decoder: await bytes(`models/default/${file((d) => d.prompts === 'box')}`),
+    });
+    const bundle = await (await fetch('demo/bundle.json')).json();
+    const tileBlob = await (await fetch(`demo/${bundle.assets[0].uri}`)).blob();
+    // The demo tile four times over, 2 x 2.
+    const tile = await createImageBitmap(tileBlob);
+    const canvas = new OffscreenCanvas(512, 512);
+    const ctx = canvas.getContext('2d');
+    for (const [x, y] of [[0, 0], [256, 0], [0, 256], [256, 256]]) ctx.drawImage(tile, x, y);
+    const big = await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer();
+    const single = await tileBlob.arrayBuffer();
+
+    const encodedTile = await send('encode', { bytes: single }, [single]);
+    const encodedBig = await send('encode', { bytes: big }, [big]);
+    const click = (handle, x, y) => send('segment', { handle, prompts: { points: [[x, y, true]] } });
+    const onTile = await click(encodedTile.result.handle, 100, 100);
+    const onBig = await click(encodedBig.result.handle, 356, 356);
+    const restored = await send('restore', { f16: encodedBig.result.f16, width: 512, height: 512 });
+    const onRestored = await click(restored.result.handle, 356, 356);
+    const wrongSize = await send('restore', { f16: encodedTile.result.f16, width: 512, height: 512 });
+    worker.terminate();
+    return {
+      loaded, tile: encodedTile.result.windows, windows: encodedBig.result.windows,
+      f16Tile: encodedTile.result.f16.byteLength, f16Big: encodedBig.result.f16.byteLength,
+      onTile: onTile.result, onBig: onBig.result, onRestored: onRestored.result, wrongSize,
+      stages: events.map((e) => e.stage),
+    };
+  });
+  assert.equal(result.loaded.ok, true, JSON.stringify(result.loaded));
+  assert.equal(result.tile, 1, 'a 256 px tile is one window');
+  assert.equal(result.windows, 9, '512 px: 3 x 3 windows of 256, overlapping by 64');
+  assert.equal(result.f16Big, 9 * result.f16Tile, 'one embedding per window in the cache');
+  assert.ok(result.stages.includes('encoding window 9 of 9'), `progress per window: ${result.stages}`);
+  assert.ok(result.onTile.area > 30, `a nucleus-sized mask on the tile: ${result.onTile.area}`);
+  // The click at (356, 356) lies deepest in the lower-right window, which is the tile itself.
+  assert.deepEqual(result.onBig.rle.size, [512, 512], 'the mask covers the whole image');
+  assert.equal(result.onBig.area, result.onTile.area, 'the same nucleus mask as on the tile');
+  assert.deepEqual(result.onBig.bbox, [result.onTile.bbox[0] + 256, result.onTile.bbox[1] + 256, result.onTile.bbox[2], result.onTile.bbox[3]]);
+  assert.equal(result.onRestored.area, result.onBig.area, 'the cached embedding restores every window');
+  assert.equal(result.wrongSize.ok, false);
+  assert.match(result.wrongSize.error, /cached embedding has \d+ bytes, expected \d+ \(9 windows\)/);
+});
+
 test('a model picked as files needs every file its manifest names: a missing one is named, then all of them load', async (t) => {
   const { page } = await env.open(t);
   await waitText(page, 'model-status', READY, 'the default model');

@@ -236,3 +236,120 @@ fn the_default_model_reproduces_its_model_card_on_dev_tiles() {
         );
     }
 }
+
+/// The first four dev tiles (one organ) as one 2 x 2 image with its instance mask, in the set format,
+/// with a 32 px strip of SAM's mean colour (the model's zero padding) between the tiles: a nucleus cut at
+/// a tile's edge then has the surroundings it has on its own tile, not unrelated tissue. Returns the
+/// set's folder.
+fn mosaic_of_first_four_tiles(name: &str) -> PathBuf {
+    const GAP: u32 = 32;
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(dir.join("images")).unwrap();
+    std::fs::create_dir_all(dir.join("masks")).unwrap();
+    let text = std::fs::read_to_string(data_dir().join("manifest.json")).unwrap();
+    let m: Value = serde_json::from_str(&text).unwrap();
+    let side = 2 * 256 + GAP;
+    let mut rgb = image::RgbImage::from_pixel(side, side, image::Rgb([124, 116, 104]));
+    let mut labels = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::new(side, side);
+    let mut next_id = 0u16;
+    for (k, item) in m["items"].as_array().unwrap()[..4].iter().enumerate() {
+        let (x0, y0) = ((k as u32 % 2) * (256 + GAP), (k as u32 / 2) * (256 + GAP));
+        let tile = image::open(data_dir().join(item["image"].as_str().unwrap()))
+            .unwrap()
+            .to_rgb8();
+        let mask = image::open(data_dir().join(item["mask"].as_str().unwrap()))
+            .unwrap()
+            .into_luma16();
+        image::imageops::replace(&mut rgb, &tile, x0.into(), y0.into());
+        let mut top = next_id;
+        for (x, y, v) in mask.enumerate_pixels() {
+            if v[0] > 0 {
+                labels.put_pixel(x0 + x, y0 + y, image::Luma([next_id + v[0]]));
+                top = top.max(next_id + v[0]);
+            }
+        }
+        next_id = top;
+    }
+    rgb.save(dir.join("images/m.png")).unwrap();
+    labels.save(dir.join("masks/m.png")).unwrap();
+    std::fs::write(
+        dir.join("manifest.json"),
+        r#"{"items":[{"id":"m","image":"images/m.png","mask":"masks/m.png"}]}"#,
+    )
+    .unwrap();
+    dir
+}
+
+fn eval_set(data: &Path, model: &Path, limit: usize) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .args(["--json", "eval", "noc", "--data", data.to_str().unwrap()])
+        .args(["--model", model.to_str().unwrap()])
+        .args(["--limit", &limit.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_bigger_image_gets_the_suggestions_its_tiles_get() {
+    // nuclei-v3 was trained on 256 px tiles; its manifest's `windows` make the engine see a 544 px image
+    // through 256 px windows at the same pixel scale. The same nuclei must then score as they do on
+    // their own tiles, and clearly better than with SAM's whole-image resize (nuclei shrunk to half).
+    let model = repo_root().join("models/nuclei-v3");
+    let mosaic = mosaic_of_first_four_tiles("mosaic-first-four");
+    let tiles = eval_set(&data_dir(), &model, 4);
+    let windows = eval_set(&mosaic, &model, 1);
+    assert_eq!(windows["n_instances"], tiles["n_instances"]);
+    let miou1 = |r: &Value| r["miou1"].as_f64().unwrap();
+    let noc85 = |r: &Value| r["noc85"].as_f64().unwrap();
+    assert!(
+        (miou1(&windows) - miou1(&tiles)).abs() <= 0.02,
+        "mIoU@1 {} on the 512 px image vs {} on its tiles",
+        miou1(&windows),
+        miou1(&tiles)
+    );
+    assert!(
+        (noc85(&windows) - noc85(&tiles)).abs() <= 0.4,
+        "NoC@85 {} on the 512 px image vs {} on its tiles",
+        noc85(&windows),
+        noc85(&tiles)
+    );
+
+    // The same model without `windows`: the whole image resized to 256.
+    let resized_model = Path::new(env!("CARGO_TARGET_TMPDIR")).join("nuclei-v3-no-windows");
+    std::fs::create_dir_all(&resized_model).unwrap();
+    for entry in std::fs::read_dir(&model).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "onnx") {
+            std::fs::copy(&path, resized_model.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("manifest.json")).unwrap())
+            .unwrap();
+    manifest.as_object_mut().unwrap().remove("windows").unwrap();
+    std::fs::write(
+        resized_model.join("manifest.json"),
+        serde_json::to_string(&manifest).unwrap(),
+    )
+    .unwrap();
+    // Measured 2026-11-30: tiles 5.05 / 0.694, windows 5.19 / 0.694, resized 9.28 / 0.559 (NoC@85 / mIoU@1).
+    let resized = eval_set(&mosaic, &resized_model, 1);
+    assert!(
+        noc85(&resized) > noc85(&windows) + 2.0,
+        "NoC@85 {} with the whole image resized vs {} through windows",
+        noc85(&resized),
+        noc85(&windows)
+    );
+    assert!(
+        miou1(&resized) < miou1(&windows) - 0.1,
+        "mIoU@1 {} with the whole image resized vs {} through windows",
+        miou1(&resized),
+        miou1(&windows)
+    );
+}
