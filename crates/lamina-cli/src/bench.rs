@@ -144,13 +144,15 @@ pub fn run(args: &BenchSamArgs) -> Result<Report> {
         json: json!({
             "ok": true, "model": m.id, "variant": args.variant, "threads": 1,
             "image": [image.width(), image.height()], "input_size": m.input_size,
+            "windows": embedding.windows.len(),
             "load_ms": load_ms, "encode_ms": encode_ms, "encode_p50_ms": encode_p50,
             "first_decode_ms": first_decode_ms, "decode_p50_ms": p50, "decode_p95_ms": p95,
             "decodes": decode_ms.len(), "decode_profile": profile,
         }),
         human: format!(
-            "model {} ({}, decoder {}), image {}x{} -> input {}\n  load   {load_ms:8.1} ms\n  encode {encode_p50:8.1} ms p50 over {} runs\n  decode {p50:8.1} ms p50, {p95:.1} ms p95 over {} single clicks (first: {:.1} ms), incl. mask to image size",
+            "model {} ({}, decoder {}), image {}x{} -> input {} ({} window{})\n  load   {load_ms:8.1} ms\n  encode {encode_p50:8.1} ms p50 over {} runs\n  decode {p50:8.1} ms p50, {p95:.1} ms p95 over {} single clicks (first: {:.1} ms), incl. mask to image size",
             m.id, m.family, args.variant, image.width(), image.height(), m.input_size,
+            embedding.windows.len(), if embedding.windows.len() == 1 { "" } else { "s" },
             encode_ms.len(), decode_ms.len(), first_decode_ms.unwrap_or(f64::NAN)
         ) + &profile_text,
     })
