@@ -21,26 +21,28 @@ fn lamina(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn eval_json(model: &str, limit: usize) -> Value {
-    let data = data_dir();
-    let limit = limit.to_string();
-    let out = lamina(&[
-        "--json",
-        "eval",
-        "noc",
-        "--data",
-        data.to_str().unwrap(),
-        "--model",
-        model,
-        "--limit",
-        &limit,
-    ]);
+/// `lamina --json eval noc` on a set, run from the repo root (where the default model lives), with the
+/// default model unless one is named.
+fn eval_on(data: &Path, model: Option<&str>, limit: u64) -> Value {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_lamina"));
+    command
+        .current_dir(repo_root())
+        .args(["--json", "eval", "noc", "--data", data.to_str().unwrap()])
+        .args(["--limit", &limit.to_string()]);
+    if let Some(model) = model {
+        command.args(["--model", model]);
+    }
+    let out = command.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn eval_json(model: &str, limit: u64) -> Value {
+    eval_on(&data_dir(), Some(model), limit)
 }
 
 /// Instances of the first `n` tiles, as the manifest counts them.
@@ -198,20 +200,7 @@ fn the_default_model_reproduces_its_model_card_on_dev_tiles() {
     )
     .unwrap();
     let check = &card["ci_check"];
-    let limit = check["limit"].as_u64().unwrap().to_string();
-    let data = data_dir();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .current_dir(repo_root())
-        .args(["--json", "eval", "noc", "--data", data.to_str().unwrap()])
-        .args(["--limit", &limit])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = eval_on(&data_dir(), None, check["limit"].as_u64().unwrap());
     assert_eq!(
         r["model"], card["model"],
         "the default is the shipped model"
@@ -280,21 +269,6 @@ fn mosaic_of_first_four_tiles(name: &str) -> PathBuf {
     dir
 }
 
-fn eval_set(data: &Path, model: &Path, limit: usize) -> Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lamina"))
-        .args(["--json", "eval", "noc", "--data", data.to_str().unwrap()])
-        .args(["--model", model.to_str().unwrap()])
-        .args(["--limit", &limit.to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn a_bigger_image_gets_the_suggestions_its_tiles_get() {
     // nuclei-v3 was trained on 256 px tiles; its manifest's `windows` make the engine see a 544 px image
@@ -302,8 +276,8 @@ fn a_bigger_image_gets_the_suggestions_its_tiles_get() {
     // their own tiles, and clearly better than with SAM's whole-image resize (nuclei shrunk to half).
     let model = repo_root().join("models/nuclei-v3");
     let mosaic = mosaic_of_first_four_tiles("mosaic-first-four");
-    let tiles = eval_set(&data_dir(), &model, 4);
-    let windows = eval_set(&mosaic, &model, 1);
+    let tiles = eval_on(&data_dir(), model.to_str(), 4);
+    let windows = eval_on(&mosaic, model.to_str(), 1);
     assert_eq!(windows["n_instances"], tiles["n_instances"]);
     let miou1 = |r: &Value| r["miou1"].as_f64().unwrap();
     let noc85 = |r: &Value| r["noc85"].as_f64().unwrap();
@@ -339,7 +313,7 @@ fn a_bigger_image_gets_the_suggestions_its_tiles_get() {
     )
     .unwrap();
     // Measured 2026-11-30: tiles 5.05 / 0.694, windows 5.19 / 0.694, resized 9.28 / 0.559 (NoC@85 / mIoU@1).
-    let resized = eval_set(&mosaic, &resized_model, 1);
+    let resized = eval_on(&mosaic, resized_model.to_str(), 1);
     assert!(
         noc85(&resized) > noc85(&windows) + 2.0,
         "NoC@85 {} with the whole image resized vs {} through windows",

@@ -333,27 +333,32 @@ impl SamEngine {
     /// The window to decode these prompts in: the one where the box, or else the first point, lies
     /// deepest inside (sides on the image border count as deep). Every later prompt of a session shares
     /// that first prompt, so corrections and the previous low-res mask stay in one window.
-    fn window_for<'e>(&self, embedding: &'e Embedding, prompts: &Prompts) -> &'e WindowEmbedding {
+    fn window_for<'e>(
+        &self,
+        embedding: &'e Embedding,
+        prompts: &Prompts,
+    ) -> Result<&'e WindowEmbedding, SamError> {
         let anchor = match (prompts.box_image, prompts.points_image.first()) {
             (Some([x0, y0, x1, y1]), _) => [x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1)],
             (None, Some(([x, y], _))) => [*x, *y, *x, *y],
             (None, None) => [0.0; 4],
         };
-        let mut best = &embedding.windows[0];
-        let mut best_margin = f64::NEG_INFINITY;
+        // The first of equally deep windows, so the choice is deterministic.
+        let mut best: Option<(&WindowEmbedding, f64)> = None;
         for w in &embedding.windows {
             let margin = w.transform.margin_image(anchor);
-            if margin > best_margin {
-                (best, best_margin) = (w, margin);
+            if best.is_none_or(|(_, m)| margin > m) {
+                best = Some((w, margin));
             }
         }
-        best
+        best.map(|(w, _)| w)
+            .ok_or_else(|| SamError::Run("the embedding has no windows".into()))
     }
 
     /// Runs the decoder on an embedding with the user's prompts.
     pub fn decode(&self, embedding: &Embedding, prompts: &Prompts) -> Result<Decoded, SamError> {
         let decoder = self.decoder_for(prompts);
-        let window = self.window_for(embedding, prompts);
+        let window = self.window_for(embedding, prompts)?;
         let (size, inputs) = self.decoder_inputs(decoder, embedding.shape, window, prompts)?;
         let out = decoder.with_state(&self.manifest, size, |state| {
             state.run(inputs).map_err(run_err)
@@ -372,7 +377,7 @@ impl SamEngine {
         now_ms: &dyn Fn() -> f64,
     ) -> Result<Vec<NodeTime>, SamError> {
         let decoder = self.decoder_for(prompts);
-        let window = self.window_for(embedding, prompts);
+        let window = self.window_for(embedding, prompts)?;
         let (size, inputs) = self.decoder_inputs(decoder, embedding.shape, window, prompts)?;
         let mut ms: HashMap<usize, f64> = HashMap::new();
         let mut post_ms = 0.0;

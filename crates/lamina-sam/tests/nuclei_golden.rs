@@ -141,6 +141,79 @@ fn one_click_on_a_nucleus_gives_a_nucleus_sized_mask_around_it() {
     );
 }
 
+fn shifted(p: &Prompts, dx: f64, dy: f64) -> Prompts {
+    Prompts {
+        points_image: p
+            .points_image
+            .iter()
+            .map(|&([x, y], positive)| ([x + dx, y + dy], positive))
+            .collect(),
+        box_image: p
+            .box_image
+            .map(|[x0, y0, x1, y1]| [x0 + dx, y0 + dy, x1 + dx, y1 + dy]),
+        mask_input_low_res: p.mask_input_low_res.clone(),
+    }
+}
+
+#[test]
+fn on_a_bigger_image_each_prompt_runs_in_the_window_where_it_lies_deepest() {
+    // The golden tile four times over (512 px): 3 x 3 windows of 256 at scale 1. A prompt on the lower-right
+    // copy must be decoded in the window where it lies deepest, and give exactly the mask that window's
+    // pixels give on their own, in place.
+    let e = engine();
+    let tile = image::open(model_dir().join("golden/source_tile.png"))
+        .unwrap()
+        .to_rgb8();
+    let mut big = image::RgbImage::new(512, 512);
+    for (x, y) in [(0, 0), (256, 0), (0, 256), (256, 256)] {
+        image::imageops::replace(&mut big, &tile, x, y);
+    }
+    let on_big = e.encode(&big).unwrap();
+    assert_eq!(on_big.windows.len(), 9);
+    for name in ["low_res_one_point", "low_res_box"] {
+        let prompts = shifted(&prompts_of(&e, &case(name)), 256.0, 256.0);
+        let decoded = e.decode(&on_big, &prompts).unwrap();
+        let anchor = match (prompts.box_image, prompts.points_image.first()) {
+            (Some(b), _) => b,
+            (_, Some(([x, y], _))) => [*x, *y, *x, *y],
+            _ => unreachable!(),
+        };
+        let deepest = on_big
+            .windows
+            .iter()
+            .map(|w| w.transform.margin_image(anchor))
+            .fold(f64::NEG_INFINITY, f64::max);
+        assert_eq!(
+            decoded.transform.margin_image(anchor),
+            deepest,
+            "{name}: decoded in {:?}",
+            decoded.transform.window_image
+        );
+        let [x0, y0, w, h] = decoded.transform.window_image;
+        let crop = image::imageops::crop_imm(&big, x0, y0, w, h).to_image();
+        let alone = e.encode(&crop).unwrap();
+        let alone = e
+            .decode(&alone, &shifted(&prompts, -f64::from(x0), -f64::from(y0)))
+            .unwrap();
+        let alone = e.mask(&alone.candidates[alone.best], &alone.transform);
+        let mask = e.mask(&decoded.candidates[decoded.best], &decoded.transform);
+        assert!(alone.area() > 30, "{name}: area {}", alone.area());
+        assert_eq!((mask.width, mask.height), (512, 512));
+        let (x0, y0, w) = (x0 as usize, y0 as usize, w as usize);
+        for y in 0..512usize {
+            for x in 0..512usize {
+                let inside = (x0..x0 + w).contains(&x) && (y0..y0 + h as usize).contains(&y);
+                let want = if inside {
+                    alone.data[(y - y0) * w + x - x0]
+                } else {
+                    0
+                };
+                assert_eq!(mask.data[y * 512 + x], want, "{name}: pixel ({x}, {y})");
+            }
+        }
+    }
+}
+
 #[test]
 fn profile_charges_every_node_of_a_decode_to_the_callers_clock() {
     // A clock that ticks once per reading: each node then costs exactly one tick per run, so any node the
