@@ -43,14 +43,8 @@ function run(data) {
         return reply(id, wasm.load_model(data.manifest, new Uint8Array(data.encoder), new Uint8Array(data.decoder),
           boxDecoder));
       }
-      case 'encode': {
-        self.postMessage({ event: 'progress', id, stage: 'encoding' });
-        // A model with windows encodes a big image window by window: say how far it is.
-        const r = wasm.encode_image(new Uint8Array(data.bytes), (done, total) =>
-          self.postMessage({ event: 'progress', id, stage: `encoding window ${Math.min(done + 1, total)} of ${total}` }));
-        self.postMessage({ event: 'progress', id, stage: 'encoding', done: true });
-        return reply(id, r, [r.f16.buffer]);
-      }
+      case 'encode':
+        return encode(data);
       case 'restore':
         return reply(id, { handle: wasm.restore_embedding(new Uint8Array(data.f16), data.width, data.height) });
       case 'segment':
@@ -64,6 +58,27 @@ function run(data) {
         throw new Error(`unknown request ${kind}`);
     }
   } catch (e) {
+    fail(id, e);
+  }
+}
+
+// A model with windows encodes a big image window by window: say how far it is, and yield between windows
+// so that requests waiting meanwhile (a click on the image already open, while the next one pre-encodes)
+// run in between instead of after the whole image.
+async function encode(data) {
+  const { id } = data;
+  try {
+    self.postMessage({ event: 'progress', id, stage: 'encoding' });
+    const { session, windows } = wasm.encode_begin(new Uint8Array(data.bytes));
+    for (let k = 1; !wasm.encode_step(session); k++) {
+      self.postMessage({ event: 'progress', id, stage: `encoding window ${k + 1} of ${windows}` });
+      await new Promise((resolve) => setTimeout(resolve));
+    }
+    const r = wasm.encode_end(session);
+    self.postMessage({ event: 'progress', id, stage: 'encoding', done: true });
+    reply(id, r, [r.f16.buffer]);
+  } catch (e) {
+    self.postMessage({ event: 'progress', id, stage: 'encoding', done: true });
     fail(id, e);
   }
 }

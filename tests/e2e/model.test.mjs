@@ -124,7 +124,7 @@ test('worker protocol: load a model, encode, decode prompts, and cancel stale de
   assert.equal(result.duplicates, 0, 'every request gets exactly one reply');
 });
 
-test('a 512 px image is encoded window by window at the model\'s scale, and suggests what its tiles do', async (t) => {
+test('a 512 px image is encoded window by window at the model\'s scale, without holding up clicks, and suggests what its tiles do', async (t) => {
   // The default model was trained on 256 px tiles and lists `windows`: a bigger image is not shrunk.
   const { page } = await env.open(t, { waitForDemo: false });
   const result = await page.evaluate(async () => {
@@ -159,9 +159,13 @@ test('a 512 px image is encoded window by window at the model\'s scale, and sugg
     const single = await tileBlob.arrayBuffer();
 
     const encodedTile = await send('encode', { bytes: single }, [single]);
-    const encodedBig = await send('encode', { bytes: big }, [big]);
     const click = (handle, x, y) => send('segment', { handle, prompts: { points: [[x, y, true]] } });
-    const onTile = await click(encodedTile.result.handle, 100, 100);
+    // A click on the open tile while the big image encodes (as when the next image pre-encodes) is
+    // answered between two windows, not after all nine.
+    const order = [];
+    const bigDone = send('encode', { bytes: big }, [big]).then((r) => (order.push('encode'), r));
+    const clickDone = click(encodedTile.result.handle, 100, 100).then((r) => (order.push('click'), r));
+    const [encodedBig, onTile] = await Promise.all([bigDone, clickDone]);
     const onBig = await click(encodedBig.result.handle, 356, 356);
     const restored = await send('restore', { f16: encodedBig.result.f16, width: 512, height: 512 });
     const onRestored = await click(restored.result.handle, 356, 356);
@@ -171,7 +175,7 @@ test('a 512 px image is encoded window by window at the model\'s scale, and sugg
       loaded, tile: encodedTile.result.windows, windows: encodedBig.result.windows,
       f16Tile: encodedTile.result.f16.byteLength, f16Big: encodedBig.result.f16.byteLength,
       onTile: onTile.result, onBig: onBig.result, onRestored: onRestored.result, wrongSize,
-      stages: events.map((e) => e.stage),
+      stages: events.map((e) => e.stage), order,
     };
   });
   assert.equal(result.loaded.ok, true, JSON.stringify(result.loaded));
@@ -179,6 +183,7 @@ test('a 512 px image is encoded window by window at the model\'s scale, and sugg
   assert.equal(result.windows, 9, '512 px: 3 x 3 windows of 256, overlapping by 64');
   assert.equal(result.f16Big, 9 * result.f16Tile, 'one embedding per window in the cache');
   assert.ok(result.stages.includes('encoding window 9 of 9'), `progress per window: ${result.stages}`);
+  assert.deepEqual(result.order, ['click', 'encode'], 'a click is not held up by a big encode');
   assert.ok(result.onTile.area > 30, `a nucleus-sized mask on the tile: ${result.onTile.area}`);
   // The click at (356, 356) lies deepest in the lower-right window, which is the tile itself.
   assert.deepEqual(result.onBig.rle.size, [512, 512], 'the mask covers the whole image');

@@ -275,7 +275,15 @@ impl SamEngine {
 
     /// Runs the encoder on an RGB image.
     pub fn encode(&self, image: &image::RgbImage) -> Result<Embedding, SamError> {
-        self.encode_with_progress(image, &mut |_, _| {})
+        let windows = self
+            .layout(image.width(), image.height())
+            .iter()
+            .map(|window| self.encode_window(image, window))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Embedding {
+            shape: self.manifest.embedding_shape,
+            windows,
+        })
     }
 
     /// The windows this model sees an image of this size through (see `transform::window_layout`).
@@ -288,23 +296,18 @@ impl SamEngine {
         )
     }
 
-    /// `encode`, calling `progress(windows done, windows)` after each window.
-    pub fn encode_with_progress(
+    /// One window of [`SamEngine::layout`]: one encoder run. The worker encodes a big image window by
+    /// window so that other requests can run in between.
+    pub fn encode_window(
         &self,
         image: &image::RgbImage,
-        progress: &mut dyn FnMut(usize, usize),
-    ) -> Result<Embedding, SamError> {
-        let layout = self.layout(image.width(), image.height());
-        let mut windows = Vec::with_capacity(layout.len());
-        let mut shape = self.manifest.embedding_shape;
-        for (done, transform) in layout.iter().enumerate() {
-            let input = model_input_from_window(image, transform, &self.manifest);
-            let one = self.encode_model_input(&input, *transform)?;
-            shape = one.shape;
-            windows.extend(one.windows);
-            progress(done + 1, layout.len());
-        }
-        Ok(Embedding { shape, windows })
+        window: &ModelFromImage,
+    ) -> Result<WindowEmbedding, SamError> {
+        let input = model_input_from_window(image, window, &self.manifest);
+        let mut one = self.encode_model_input(&input, *window)?;
+        one.windows
+            .pop()
+            .ok_or_else(|| SamError::Run("the encoder gave no embedding".into()))
     }
 
     /// Runs the encoder on an already preprocessed `[1, 3, S, S]` input.

@@ -5,7 +5,11 @@ use std::cell::RefCell;
 
 use js_sys::{Float32Array, Object, Reflect, Uint8Array};
 use lamina_core::rle::Rle;
-use lamina_sam::{DecoderVariant, Embedding, ModelManifest, Prompts, SamEngine};
+use std::collections::HashMap;
+
+use lamina_sam::{
+    DecoderVariant, Embedding, ModelFromImage, ModelManifest, Prompts, SamEngine, WindowEmbedding,
+};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
@@ -23,6 +27,8 @@ struct Held {
 struct Worker {
     engine: Option<SamEngine>,
     held: Vec<Held>,
+    /// Images being encoded, by session (from the same counter as handles).
+    encoding: HashMap<u32, Encoding>,
     next_handle: u32,
 }
 
@@ -111,39 +117,100 @@ pub fn load_model(
     WORKER.with_borrow_mut(|w| {
         w.engine = Some(engine);
         w.held.clear();
+        w.encoding.clear();
     });
     Ok(out.into())
 }
 
-/// Encodes an image file (PNG/JPEG bytes). Returns a handle, the timing, the number of windows, and the
-/// embedding as f16 bytes for the cache. `progress(done, windows)` is called after each window when the
-/// model sees the image through more than one (each is an encoder run).
+/// An image being encoded window by window (`encode_begin` / `encode_step` / `encode_end`).
+struct Encoding {
+    image: image::RgbImage,
+    layout: Vec<ModelFromImage>,
+    windows: Vec<WindowEmbedding>,
+    encode_ms: f64,
+}
+
+/// Starts encoding an image file (PNG/JPEG bytes): returns `{session, windows}`. The caller runs
+/// `encode_step(session)` until it returns true, yielding between calls so that other requests (a click
+/// on the image already open) are not held up by a big image's pre-encode, then `encode_end`.
 #[wasm_bindgen]
-pub fn encode_image(
-    image_bytes: &[u8],
-    progress: Option<js_sys::Function>,
-) -> Result<JsValue, JsError> {
-    let rgb = image::load_from_memory(image_bytes).map_err(err)?.to_rgb8();
+pub fn encode_begin(image_bytes: &[u8]) -> Result<JsValue, JsError> {
+    let image = image::load_from_memory(image_bytes).map_err(err)?.to_rgb8();
     WORKER.with_borrow_mut(|w| {
         let engine = w
             .engine
             .as_ref()
             .ok_or_else(|| JsError::new("no model is loaded"))?;
-        let start = now_ms();
-        let embedding = engine
-            .encode_with_progress(&rgb, &mut |done, total| {
-                if let (Some(f), true) = (&progress, total > 1) {
-                    let _ = f.call2(
-                        &JsValue::NULL,
-                        &JsValue::from(done as u32),
-                        &JsValue::from(total as u32),
-                    );
-                }
-            })
-            .map_err(err)?;
-        let encode_ms = now_ms() - start;
+        let layout = engine.layout(image.width(), image.height());
         let out = Object::new();
-        set(&out, "encode_ms", encode_ms);
+        set(&out, "windows", layout.len() as u32);
+        w.next_handle += 1;
+        set(&out, "session", w.next_handle);
+        w.encoding.insert(
+            w.next_handle,
+            Encoding {
+                image,
+                layout,
+                windows: Vec::new(),
+                encode_ms: 0.0,
+            },
+        );
+        Ok(out.into())
+    })
+}
+
+/// Encodes the next window of a session; true once every window is done. A failed step ends the session.
+#[wasm_bindgen]
+pub fn encode_step(session: u32) -> Result<bool, JsError> {
+    WORKER.with_borrow_mut(|w| {
+        let Worker {
+            engine, encoding, ..
+        } = w;
+        let gone = || JsError::new("the encode was cancelled: the model changed");
+        let engine = engine.as_ref().ok_or_else(gone)?;
+        let job = encoding.get_mut(&session).ok_or_else(gone)?;
+        let Some(window) = job.layout.get(job.windows.len()).copied() else {
+            return Ok(true);
+        };
+        let start = now_ms();
+        match engine.encode_window(&job.image, &window) {
+            Ok(done) => {
+                job.windows.push(done);
+                job.encode_ms += now_ms() - start;
+                Ok(job.windows.len() == job.layout.len())
+            }
+            Err(e) => {
+                encoding.remove(&session);
+                Err(err(e))
+            }
+        }
+    })
+}
+
+/// Finishes a session: a handle, the encoder time, the number of windows, and the embedding as f16 bytes
+/// for the cache.
+#[wasm_bindgen]
+pub fn encode_end(session: u32) -> Result<JsValue, JsError> {
+    WORKER.with_borrow_mut(|w| {
+        let job = w
+            .encoding
+            .remove(&session)
+            .ok_or_else(|| JsError::new("the encode was cancelled: the model changed"))?;
+        let shape = w
+            .engine
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model is loaded"))?
+            .manifest
+            .embedding_shape;
+        if job.windows.len() != job.layout.len() {
+            return Err(JsError::new("encode_end before every window was encoded"));
+        }
+        let embedding = Embedding {
+            shape,
+            windows: job.windows,
+        };
+        let out = Object::new();
+        set(&out, "encode_ms", job.encode_ms);
         set(&out, "windows", embedding.windows.len() as u32);
         set(
             &out,
