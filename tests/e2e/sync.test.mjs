@@ -499,7 +499,9 @@ test('a reload while the upload is on the wire: after the reload it completes, n
   proxy.setMode('slow', { delayMs: 5000 });
   await brush(page, STROKE, 1);
   // The fragment reached Garage, but its answer is held by the proxy when the page goes away.
-  await until(() => fragmentsOn(batch, 'finn'), (f) => f.length === 1, 'the fragment stored on Garage', 10_000);
+  // Every answer through the proxy is held 5 s, so a pull still in flight delays the push by as much; each
+  // poll is a boto3 process. 20 s, like the wait for "synced" below, keeps this from failing on a busy machine.
+  await until(() => fragmentsOn(batch, 'finn'), (f) => f.length === 1, 'the fragment stored on Garage', 20_000);
   const upload = proxy.requests.find((r) => r.method === 'PUT' && r.url.includes('/labels/'));
   assert.equal(upload.status, null, 'its answer has not reached the browser');
   proxy.setMode('pass');
