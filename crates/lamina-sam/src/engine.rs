@@ -191,6 +191,13 @@ impl SamEngine {
         variant: DecoderVariant,
         decoder_onnx: &[u8],
     ) -> Result<SamEngine, SamError> {
+        if manifest.windows.is_some() && variant != DecoderVariant::LowRes {
+            // Each window's low-res logits are upsampled and pasted into the image; an orig_size decoder
+            // would upsample one window to the whole image.
+            return Err(SamError::Manifest(ManifestError::Inconsistent(
+                "this model sees images through windows, which needs its low_res decoder".into(),
+            )));
+        }
         ModelManifest::verify(
             &manifest.encoder.file,
             &manifest.encoder.sha256,
@@ -216,9 +223,6 @@ impl SamEngine {
         let out = positions(&outs, &ENCODER_OUTPUTS, "output").map_err(contract)?;
         if ins.len() != 1 {
             return Err(contract(format!("expected one input, found {}", ins.len())));
-        }
-        if manifest.windows.is_some() && variant != DecoderVariant::LowRes {
-            return Err(SamError::NoDecoder(DecoderVariant::LowRes));
         }
         let s = manifest.input_size as usize;
         let model = model
@@ -304,10 +308,7 @@ impl SamEngine {
         window: &ModelFromImage,
     ) -> Result<WindowEmbedding, SamError> {
         let input = model_input_from_window(image, window, &self.manifest);
-        let mut one = self.encode_model_input(&input, *window)?;
-        one.windows
-            .pop()
-            .ok_or_else(|| SamError::Run("the encoder gave no embedding".into()))
+        self.run_encoder(&input, *window)
     }
 
     /// Runs the encoder on an already preprocessed `[1, 3, S, S]` input.
@@ -316,6 +317,19 @@ impl SamEngine {
         input: &[f32],
         transform: ModelFromImage,
     ) -> Result<Embedding, SamError> {
+        let window = self.run_encoder(input, transform)?;
+        Ok(Embedding {
+            shape: self.manifest.embedding_shape,
+            windows: vec![window],
+        })
+    }
+
+    /// The encoder on one `[1, 3, S, S]` input, its output checked against the manifest's shape.
+    fn run_encoder(
+        &self,
+        input: &[f32],
+        transform: ModelFromImage,
+    ) -> Result<WindowEmbedding, SamError> {
         let s = self.manifest.input_size as usize;
         let out = self
             .encoder
@@ -330,7 +344,10 @@ impl SamEngine {
                 self.manifest.embedding_shape
             )));
         }
-        Ok(Embedding::single(values(&out[0])?, shape, transform))
+        Ok(WindowEmbedding {
+            values: values(&out[0])?,
+            transform,
+        })
     }
 
     /// The window to decode these prompts in: the one where the box, or else the first point, lies

@@ -2,11 +2,10 @@
 //! low-res mask of each handle for refinement. The logic is `lamina-sam`; this is the message glue.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use js_sys::{Float32Array, Object, Reflect, Uint8Array};
 use lamina_core::rle::Rle;
-use std::collections::HashMap;
-
 use lamina_sam::{
     DecoderVariant, Embedding, ModelFromImage, ModelManifest, Prompts, SamEngine, WindowEmbedding,
 };
