@@ -235,6 +235,34 @@ fn profile_charges_every_node_of_a_decode_to_the_callers_clock() {
 }
 
 #[test]
+fn each_decoder_convolution_over_concatenated_maps_runs_as_one_matmul() {
+    // tract splits a convolution whose input is a Concat into one MatMul per part ("concat-einsum"); in
+    // the worker that made a click decode ~30% slower (models/tools/nuclei/model.py, `_one_matmul`). A
+    // re-export that loses the identity Max between them shows here, for both decoders. (The IoU head's
+    // Gemm over two pooled vectors is split too, at no cost worth a barrier.)
+    let e = engine();
+    let emb = embedding(&e);
+    let clock = || 0.0;
+    for name in ["low_res_one_point", "low_res_box"] {
+        let rows = e
+            .profile_decode(&emb, &prompts_of(&e, &case(name)), 1, &clock)
+            .unwrap();
+        let split: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.name.contains("Conv") && r.name.contains("concat-einsum"))
+            .map(|r| r.name.as_str())
+            .collect();
+        assert!(
+            split.is_empty(),
+            "{name}: {} nodes of split convolutions, e.g. {:?}",
+            split.len(),
+            &split[..split.len().min(3)]
+        );
+        assert!(rows.iter().any(|r| r.name.contains("final/Conv")), "{name}");
+    }
+}
+
+#[test]
 fn a_box_prompt_goes_to_the_box_decoder() {
     // nuclei-v3 has a decoder for prompts with a box; the golden box case was computed with it. Without it,
     // the click decoder answers the same box differently, so the parity test above shows the routing.
