@@ -310,12 +310,22 @@ async fn embed_uncached(
 ) -> Result<(u32, bool, f64), String> {
     let key = key.to_owned();
     let store = store().map_err(|e| e.to_string())?;
-    let (handle, cached, ms) = match store.embedding(&key).await.map_err(|e| e.to_string())? {
-        Some(f16) => (
-            worker_client::restore(&f16, record.asset.width, record.asset.height).await?,
-            true,
-            0.0,
-        ),
+    let restored = match store.embedding(&key).await.map_err(|e| e.to_string())? {
+        Some(f16) => {
+            match worker_client::restore(&f16, record.asset.width, record.asset.height).await {
+                Ok(handle) => Some(handle),
+                // Bytes the worker refuses (cut short, or from another window layout) cost an encode,
+                // whose result replaces them, not the image's suggestions.
+                Err(e) => {
+                    web_sys::console::warn_1(&format!("cached embedding refused: {e}").into());
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let (handle, cached, ms) = match restored {
+        Some(handle) => (handle, true, 0.0),
         None => {
             let blob = store
                 .blob(&record.asset.id)

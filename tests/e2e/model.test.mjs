@@ -42,6 +42,33 @@ test('the default model loads from the app itself, the image is encoded once, an
   await waitText(page, 'model-status', READY, 'the model after reload');
   await waitText(page, 'embedding-status', /ready \(cached embedding\)/, 'image 1 from the cache');
   assert.ok(!requests.some((u) => u.endsWith('.onnx')), `no model download after reload: ${requests.filter((u) => u.endsWith('.onnx'))}`);
+
+  // Cached embeddings cut short (a torn write): the image is encoded again, not left without suggestions,
+  // and the new embedding replaces the bad one.
+  const cut = await page.evaluate(() => new Promise((resolve, reject) => {
+    const open = indexedDB.open('lamina');
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction('embeddings', 'readwrite');
+      let n = 0;
+      tx.objectStore('embeddings').openCursor().onsuccess = ({ target }) => {
+        const c = target.result;
+        if (!c) return;
+        c.update(c.value.slice(0, Math.floor(c.value.length / 2)));
+        n++;
+        c.continue();
+      };
+      tx.oncomplete = () => { db.close(); resolve(n); };
+      tx.onerror = () => reject(tx.error);
+    };
+  }));
+  assert.ok(cut >= 1, `cut ${cut} cached embeddings`);
+  await page.reload();
+  await waitText(page, 'model-status', READY, 'the model after the cache was cut');
+  await waitText(page, 'embedding-status', /ready \(encoded in \d+ ms\)/, 'image 1 encoded again');
+  await page.reload();
+  await waitText(page, 'embedding-status', /ready \(cached embedding\)/, 'image 1 from the mended cache');
   noPanics(page);
 });
 
