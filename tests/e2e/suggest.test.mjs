@@ -195,13 +195,18 @@ test('the image shows that it is being encoded, and suggestions start once it is
     beforeGoto: (context) =>
       context.addInitScript(() => {
         window.__encodingSeen = false;
+        window.__statuses = [];
         new MutationObserver(() => {
           if (document.querySelector('[data-testid=encoding-overlay]')) window.__encodingSeen = true;
-        }).observe(document, { childList: true, subtree: true });
+          // What the status bar said along the way, for the failure message.
+          const s = document.querySelector('[data-testid=embedding-status]')?.textContent;
+          if (s && s !== window.__statuses.at(-1)) window.__statuses.push(s);
+        }).observe(document, { childList: true, subtree: true, characterData: true });
       }),
   });
   await until(() => text(page, 'embedding-status'), (s) => /^image: ready/.test(s || ''), 'the demo tile encoded', 60_000);
-  assert.equal(await page.evaluate(() => window.__encodingSeen), true, 'the encoding overlay was shown');
+  const seen = await page.evaluate(() => ({ overlay: window.__encodingSeen, statuses: window.__statuses }));
+  assert.equal(seen.overlay, true, `the encoding overlay was shown (statuses: ${JSON.stringify(seen.statuses)})`);
   assert.equal(await byId(page, 'encoding-overlay').count(), 0, 'and is gone once ready');
   noPanics(page);
 });
