@@ -265,6 +265,44 @@ impl SamEngine {
         Ok(self)
     }
 
+    /// Runs each `low_res` decoder once, on a zero embedding with a click (and a box, for a box decoder),
+    /// and makes its mask. A plan's first run is slow in the browser (the worker measured 67–81 ms against
+    /// 12 ms after: Chromium compiles wasm functions on their first call), so the worker pays it while the
+    /// model loads instead of on the user's first hover. `orig_size` plans are made per image size, so
+    /// warming one up for a size no image has would only cost time.
+    pub fn warm_up(&self) -> Result<(), SamError> {
+        if self.decoder.variant != DecoderVariant::LowRes {
+            return Ok(());
+        }
+        let s = self.manifest.input_size;
+        let shape = self.manifest.embedding_shape;
+        let zeros = vec![0.0; shape.iter().product()];
+        let embedding = Embedding::single(zeros, shape, ModelFromImage::new(s, s, s));
+        let centre = f64::from(s) / 2.0;
+        let click = Prompts {
+            points_image: vec![([centre, centre], true)],
+            box_image: None,
+            mask_input_low_res: None,
+        };
+        let boxed = Prompts {
+            points_image: Vec::new(),
+            box_image: Some([centre / 2.0, centre / 2.0, centre * 1.5, centre * 1.5]),
+            mask_input_low_res: None,
+        };
+        let prompts = if self.box_decoder.is_some() {
+            vec![click, boxed]
+        } else {
+            vec![click]
+        };
+        for p in &prompts {
+            let decoded = self.decode(&embedding, p)?;
+            if let Some(best) = decoded.candidates.get(decoded.best) {
+                let _ = self.mask(best, &decoded.transform);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether prompts with a box have a decoder of their own.
     pub fn has_box_decoder(&self) -> bool {
         self.box_decoder.is_some()

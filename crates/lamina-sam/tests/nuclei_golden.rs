@@ -87,14 +87,19 @@ fn a_256_tile_is_not_resized_so_preprocessing_is_exact() {
 fn nuclei_decoder_matches_onnxruntime_for_points_box_and_mask_input() {
     let e = engine();
     let emb = embedding(&e);
-    for name in [
+    let names = [
         "low_res_one_point",
         "low_res_two_pos_one_neg",
         "low_res_box",
         "low_res_point_mask",
-    ] {
+    ];
+    let decode_all = || names.map(|name| e.decode(&emb, &prompts_of(&e, &case(name))).unwrap());
+    let cold = decode_all();
+    // The worker warms both decoders up as the model loads; that must leave nothing behind in their state.
+    e.warm_up().unwrap();
+    let warm = decode_all();
+    for ((name, decoded), again) in names.iter().zip(&cold).zip(&warm) {
         let c = case(name);
-        let decoded = e.decode(&emb, &prompts_of(&e, &c)).unwrap();
         let ious: Vec<f32> = decoded
             .candidates
             .iter()
@@ -105,16 +110,18 @@ fn nuclei_decoder_matches_onnxruntime_for_points_box_and_mask_input() {
             &ious,
             &golden(&c, "outputs", "iou_predictions"),
         );
-        let low: Vec<f32> = decoded
-            .candidates
-            .iter()
-            .flat_map(|k| k.low_res_logits.iter().copied())
-            .collect();
+        let low = |d: &lamina_sam::engine::Decoded| -> Vec<f32> {
+            d.candidates
+                .iter()
+                .flat_map(|k| k.low_res_logits.iter().copied())
+                .collect()
+        };
         assert_close(
             &format!("{name} low_res_masks"),
-            &low,
+            &low(decoded),
             &golden(&c, "outputs", "low_res_masks"),
         );
+        assert_eq!(low(decoded), low(again), "{name}: the same after a warm-up");
     }
 }
 

@@ -98,6 +98,7 @@ pub fn load_model(
         }
         (false, _) => engine,
     };
+    engine.warm_up().map_err(err)?;
     let out = Object::new();
     set(&out, "key", model_key(&engine.manifest));
     set(&out, "id", engine.manifest.id.clone());
