@@ -112,10 +112,10 @@ def _sum_clip(ey, ex, w):
 
 
 def _one_matmul(x):
-    """The identity (a Max with the lowest float32), placed between a Concat and the 1x1 convolution that reads
-    it. Without it tract splits the convolution into one MatMul per concatenated part (its concat-einsum
-    pass), and in wasm each part of a 128x128 or 64x64 map costs about what the whole would: the three such
-    convolutions took 7.5 of a click decode's 23 ms in the worker."""
+    """The identity (a Max with -3e38, below any value these maps take), placed between a Concat and the 1x1
+    convolution that reads it. Without it tract splits the convolution into one MatMul per concatenated part
+    (its concat-einsum pass), and in wasm each part of a 128x128 or 64x64 map costs about what the whole
+    would: the three such convolutions took 7.5 of a click decode's 23 ms in the worker."""
     return torch.clamp(x, min=-3.0e38)
 
 

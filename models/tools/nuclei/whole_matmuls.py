@@ -66,7 +66,8 @@ def main(folder):
         model = onnx.load(path)
         prompts = [sample_feeds(model, [1, 0, -1]), sample_feeds(model, [2, 3, 1], seed=1)]
         before = [outputs(path, f) for f in prompts]
-        if not add_barriers(model):
+        added = add_barriers(model)
+        if not added:
             print(f"{path}: nothing to change")
             continue
         onnx.checker.check_model(model)
@@ -79,8 +80,7 @@ def main(folder):
         os.replace(tmp, path)
         with open(path, "rb") as f:
             dec["sha256"] = hashlib.sha256(f.read()).hexdigest()
-        print(f"{path}: {sum(n.op_type == 'Clip' and n.name.endswith('_whole') for n in model.graph.node)} "
-              f"convolutions kept whole, outputs unchanged")
+        print(f"{path}: {added} convolutions kept whole, outputs unchanged")
     with open(man_path, "w") as f:
         json.dump(man, f, indent=2)
         f.write("\n")
