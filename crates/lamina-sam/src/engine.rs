@@ -26,6 +26,11 @@ const DECODER_INPUTS: [&str; 5] = [
     "has_mask_input",
 ];
 const DECODER_OUTPUTS: [&str; 2] = ["iou_predictions", "low_res_masks"];
+/// Clicks [`SamEngine::warm_up`] decodes. In the worker, with one the first 30 real clicks after a load
+/// took 14–19 ms p50; with 15 they took 9–13 ms, as later clicks do, for about 0.25 s more load
+/// (2026-11-30, nuclei-v3, `bench/browser_sam.mjs`).
+const WARM_UP_CLICKS: usize = 15;
+
 /// SAM's offset for the stability score (`calculate_stability_score`).
 const STABILITY_OFFSET: f32 = 1.0;
 
@@ -265,11 +270,12 @@ impl SamEngine {
         Ok(self)
     }
 
-    /// Runs each `low_res` decoder once, on a zero embedding with a click (and a box, for a box decoder),
-    /// and makes its mask. A plan's first run is slow in the browser (the worker measured 67–81 ms against
-    /// 12 ms after: Chromium compiles wasm functions on their first call), so the worker pays it while the
-    /// model loads instead of on the user's first hover. `orig_size` plans are made per image size, so
-    /// warming one up for a size no image has would only cost time.
+    /// Decodes [`WARM_UP_CLICKS`] clicks (and one box, for a box decoder) on a zero embedding and makes
+    /// their masks, so the browser's worker pays for the decoders' first runs while the model loads rather
+    /// than on the user's first hovers. There, a plan's first run took 67–81 ms; the clicks after it ran
+    /// on code from Chromium's baseline wasm compiler (14–19 ms p50 over the first 30) until the hot
+    /// functions were optimised (8–12 ms). `orig_size` plans are made per image size, so warming one up for
+    /// a size no image has would only cost time.
     pub fn warm_up(&self) -> Result<(), SamError> {
         if self.decoder.variant != DecoderVariant::LowRes {
             return Ok(());
@@ -289,12 +295,10 @@ impl SamEngine {
             box_image: Some([centre / 2.0, centre / 2.0, centre * 1.5, centre * 1.5]),
             mask_input_low_res: None,
         };
-        let prompts = if self.box_decoder.is_some() {
-            vec![click, boxed]
-        } else {
-            vec![click]
-        };
-        for p in &prompts {
+        let boxes = if self.box_decoder.is_some() { 1 } else { 0 };
+        let prompts =
+            std::iter::repeat_n(&click, WARM_UP_CLICKS).chain(std::iter::repeat_n(&boxed, boxes));
+        for p in prompts {
             let decoded = self.decode(&embedding, p)?;
             if let Some(best) = decoded.candidates.get(decoded.best) {
                 let _ = self.mask(best, &decoded.transform);
