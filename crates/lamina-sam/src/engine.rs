@@ -27,7 +27,7 @@ const DECODER_INPUTS: [&str; 5] = [
 ];
 const DECODER_OUTPUTS: [&str; 2] = ["iou_predictions", "low_res_masks"];
 /// Clicks [`SamEngine::warm_up`] decodes. In the worker, with one the first 30 real clicks after a load
-/// took 14–19 ms p50; with 15 they took 9–13 ms, as later clicks do, for about 0.25 s more load
+/// took 14–19 ms p50; with 15 they took 9–14 ms, as later clicks do, for 0.2–0.4 s more load
 /// (2026-11-30, nuclei-v3, `bench/browser_sam.mjs`).
 const WARM_UP_CLICKS: usize = 15;
 
