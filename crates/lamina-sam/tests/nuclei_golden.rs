@@ -42,6 +42,13 @@ fn embedding(e: &SamEngine) -> Embedding {
     common::embedding(&model_dir(), e.manifest.embedding_shape, transform(e))
 }
 
+/// The dev tile the golden cases were computed on.
+fn source_tile() -> image::RgbImage {
+    image::open(model_dir().join("golden/source_tile.png"))
+        .unwrap()
+        .to_rgb8()
+}
+
 fn prompts_of(e: &SamEngine, case: &Value) -> Prompts {
     common::prompts_of(&model_dir(), case, &transform(e))
 }
@@ -69,9 +76,7 @@ fn nuclei_encoder_matches_onnxruntime() {
 
 #[test]
 fn a_256_tile_is_not_resized_so_preprocessing_is_exact() {
-    let tile = image::open(model_dir().join("golden/source_tile.png"))
-        .unwrap()
-        .to_rgb8();
+    let tile = source_tile();
     let e = engine();
     let ours = model_input_from_image(&tile, &e.manifest);
     let reference = encoder_input(&e);
@@ -98,6 +103,12 @@ fn nuclei_decoder_matches_onnxruntime_for_points_box_and_mask_input() {
     // The worker warms both decoders up as the model loads; that must leave nothing behind in their state.
     e.warm_up().unwrap();
     let warm = decode_all();
+    let low = |d: &lamina_sam::engine::Decoded| -> Vec<f32> {
+        d.candidates
+            .iter()
+            .flat_map(|k| k.low_res_logits.iter().copied())
+            .collect()
+    };
     for ((name, decoded), again) in names.iter().zip(&cold).zip(&warm) {
         let c = case(name);
         let ious: Vec<f32> = decoded
@@ -110,12 +121,6 @@ fn nuclei_decoder_matches_onnxruntime_for_points_box_and_mask_input() {
             &ious,
             &golden(&c, "outputs", "iou_predictions"),
         );
-        let low = |d: &lamina_sam::engine::Decoded| -> Vec<f32> {
-            d.candidates
-                .iter()
-                .flat_map(|k| k.low_res_logits.iter().copied())
-                .collect()
-        };
         assert_close(
             &format!("{name} low_res_masks"),
             &low(decoded),
@@ -129,9 +134,7 @@ fn nuclei_decoder_matches_onnxruntime_for_points_box_and_mask_input() {
 fn one_click_on_a_nucleus_gives_a_nucleus_sized_mask_around_it() {
     // End to end through the public API: encode the tile, click the nucleus of the golden prompt.
     let e = engine();
-    let tile = image::open(model_dir().join("golden/source_tile.png"))
-        .unwrap()
-        .to_rgb8();
+    let tile = source_tile();
     let emb = e.encode(&tile).unwrap();
     let c = case("low_res_one_point");
     let decoded = e.decode(&emb, &prompts_of(&e, &c)).unwrap();
@@ -168,9 +171,7 @@ fn on_a_bigger_image_each_prompt_runs_in_the_window_where_it_lies_deepest() {
     // copy must be decoded in the window where it lies deepest, and give exactly the mask that window's
     // pixels give on their own, in place.
     let e = engine();
-    let tile = image::open(model_dir().join("golden/source_tile.png"))
-        .unwrap()
-        .to_rgb8();
+    let tile = source_tile();
     let mut big = image::RgbImage::new(512, 512);
     for (x, y) in [(0, 0), (256, 0), (0, 256), (256, 256)] {
         image::imageops::replace(&mut big, &tile, x, y);

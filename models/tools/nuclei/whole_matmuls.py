@@ -39,10 +39,11 @@ def add_barriers(model):
     return added
 
 
-def outputs(path, feeds):
+def outputs(path, prompts):
+    """onnxruntime's outputs of the file at path for each feed dict in prompts (one session)."""
     import onnxruntime as ort
     s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    return s.run(None, feeds)
+    return [s.run(None, feeds) for feeds in prompts]
 
 
 def sample_feeds(model, labels, seed=0):
@@ -65,7 +66,7 @@ def main(folder):
         path = os.path.join(folder, dec["file"])
         model = onnx.load(path)
         prompts = [sample_feeds(model, [1, 0, -1]), sample_feeds(model, [2, 3, 1], seed=1)]
-        before = [outputs(path, f) for f in prompts]
+        before = outputs(path, prompts)
         added = add_barriers(model)
         if not added:
             print(f"{path}: nothing to change")
@@ -73,7 +74,7 @@ def main(folder):
         onnx.checker.check_model(model)
         tmp = path + ".tmp"
         onnx.save(model, tmp)
-        after = [outputs(tmp, f) for f in prompts]
+        after = outputs(tmp, prompts)
         if any(not np.array_equal(a, b) for x, y in zip(before, after) for a, b in zip(x, y)):
             os.remove(tmp)
             raise SystemExit(f"{path}: outputs changed; left as it was")
