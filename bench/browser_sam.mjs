@@ -5,7 +5,7 @@
 // Usage: node bench/browser_sam.mjs --model DIR [--runs N] [--decodes M] [--image PNG] [--json] [--profile K]
 // --profile K: also time K tract decodes per graph node in the worker and list the slowest (the same
 // table as `lamina bench sam --profile K` natively, so wasm and native costs compare op by op).
-// Needs: dist/ from `bash scripts/build-web`, and `cd tools && npm install` (playwright-core,
+// Needs: dist/ from `bash scripts/build-web --dist`, and `cd tools && npm install` (playwright-core,
 // onnxruntime-web). Uses Debian's /usr/bin/chromium; never downloads a browser.
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -29,7 +29,7 @@ const imagePath = path.resolve(root, opt('--image', '../shared/data/nuinsseg-dev
 if (!fs.existsSync(path.join(modelDir, 'manifest.json'))) throw new Error('--model DIR with a manifest.json is required');
 const workerWasm = path.join(root, 'dist/pkg/lamina_worker_bg.wasm');
 if (!opt('--engines', 'tract').includes('tract')) { /* ort alone: dist/ is not needed */ } else if (!fs.readFileSync(path.join(root, 'dist/worker.js'), 'utf8').includes('load_model')) {
-  throw new Error('dist/worker.js has no load_model: run bash scripts/build-web');
+  throw new Error('dist/worker.js has no load_model: run bash scripts/build-web --dist');
 }
 
 // A tiny static server: URL prefix -> folder. The server logs the wasm files fetched, so the report

@@ -5,7 +5,7 @@
 // `--instances` labels already on it, side by side. Prints figures; asserts nothing.
 //
 // Usage: node bench/browser_suggest.mjs [--model DIR] [--rounds 20] [--instances 300] [--json]
-// Needs: dist/ from `bash scripts/build-web` (release: the dev build is not what users run), tools/ npm
+// Needs: dist/ from `bash scripts/build-web --dist` (release: the test build is not what users run), tools/ npm
 // packages, pycocotools (bench/crowd_bundle.py). --model serves DIR as the app's default model.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';

@@ -7,7 +7,7 @@
 // The CLI figures of the same operations are in bench/sync_throughput.mjs. Prints figures; asserts nothing.
 //
 // Usage: node bench/browser_sync.mjs [--images 500] [--json]
-// Needs: dist/ (bash scripts/build-web), target/debug/lamina (or LAMINA_CLI), garage, boto3.
+// Needs: dist/ (bash scripts/build-web --dist), target/debug/lamina (or LAMINA_CLI), garage, boto3.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';

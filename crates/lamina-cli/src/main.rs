@@ -3,9 +3,12 @@
 //! Every subcommand takes `--json` for scripts: exactly one JSON object on stdout (`"ok": false` plus
 //! the error on failure). Errors also go to stderr, and the exit code is 1 on any failure.
 
+#[cfg(feature = "models")]
 mod bench;
+#[cfg(feature = "models")]
 mod eval;
 mod import;
+#[cfg(feature = "sync")]
 mod sync;
 
 use std::path::{Path, PathBuf};
@@ -43,16 +46,20 @@ enum Command {
     /// Build a bundle from a tile set with 16-bit instance masks (the format of shared/data/FORMAT.md).
     ImportMasks(import::ImportArgs),
     /// Benchmarks (print figures; assert nothing).
+    #[cfg(feature = "models")]
     #[command(subcommand)]
     Bench(BenchCommand),
     /// Quality benchmarks of segment suggestions on a tile set with ground truth.
+    #[cfg(feature = "models")]
     #[command(subcommand)]
     Eval(EvalCommand),
     /// Team sync with an S3 or WebDAV-style endpoint: the protocol the app uses (docs/sync.md).
+    #[cfg(feature = "sync")]
     #[command(subcommand)]
     Sync(sync::SyncCommand),
 }
 
+#[cfg(feature = "models")]
 #[derive(Subcommand)]
 enum EvalCommand {
     /// Simulated clicks on every nucleus: NoC@85/90, NoF@85/90, mIoU after 1/3/5 clicks, box IoU
@@ -60,6 +67,7 @@ enum EvalCommand {
     Noc(eval::EvalNocArgs),
 }
 
+#[cfg(feature = "models")]
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Native timings of a SAM-family model: load, encode, decode p50/p95.
@@ -107,8 +115,11 @@ fn main() -> ExitCode {
             tolerance,
         }) => export_coco(&bundle, &out, polygons, tolerance),
         Command::ImportMasks(args) => import::run(&args, cli.json),
+        #[cfg(feature = "models")]
         Command::Bench(BenchCommand::Sam(args)) => bench::run(&args),
+        #[cfg(feature = "models")]
         Command::Eval(EvalCommand::Noc(args)) => eval::run(&args, cli.json),
+        #[cfg(feature = "sync")]
         Command::Sync(command) => sync::run(&command),
     };
     match result {
