@@ -1,7 +1,8 @@
 // Lamina's Web Worker: image checks and model inference, off the UI thread. The logic is Rust
 // (crates/lamina-worker, crates/lamina-sam); this file only routes messages.
 //
-// Protocol. Request: {id, kind, ...}. Reply: {id, ok: true, result} or {id, ok: false, error,
+// Protocol: the types of crates/lamina-core/src/worker_protocol.rs, which the wasm builds its replies from
+// and the app reads them back into. Request: {id, kind, ...}. Reply: {id, ok: true, result} or {id, ok: false, error,
 // cancelled?}. Events, not replies: {event: 'progress', id, stage, done?}.
 //   inspect    {bytes}                      -> {width, height, mime, source_mime, sha256, display?}
 //   load_model {manifest, encoder, decoder, box_decoder?} -> {key, id, family, variant, box_decoder, load_ms}

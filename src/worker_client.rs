@@ -1,32 +1,47 @@
 //! The UI thread's side of the worker (`public/worker.js` + the `lamina-worker` wasm): requests go out
-//! with an id and the file's bytes transferred (not copied); replies resolve the matching future.
+//! with an id and the file's bytes transferred (not copied); replies resolve the matching future. Replies
+//! are read into the types of `lamina_core::worker_protocol`, which the worker builds them from: a field
+//! missing from a reply is an error naming it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use futures_channel::oneshot;
 use js_sys::{Object, Reflect, Uint8Array};
+use lamina_core::worker_protocol::{
+    Encoded, Failure, Inspected, ModelLoaded, Progress, Restored, SegmentRequest, Segmented,
+    DISPLAY_FIELD, F16_FIELD,
+};
+use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
 
-/// What the worker learnt about an image.
+use crate::error::AppError;
+
+/// What the worker learnt about an image, with the converted PNG when the original cannot be shown.
 #[derive(Clone, Debug)]
 pub struct DecodedImage {
-    pub width: u32,
-    pub height: u32,
-    /// Type of the blob to store and show (PNG for converted TIFFs).
-    pub mime: String,
-    pub sha256: String,
-    /// Present when the original cannot be shown by the browser and was converted.
+    pub info: Inspected,
     pub display: Option<Uint8Array>,
 }
 
-type Reply = Result<JsValue, String>;
+impl DecodedImage {
+    /// The blob to display and store: the worker's PNG when it converted the image (TIFF), else the
+    /// original bytes.
+    pub fn blob(&self, original: &Uint8Array) -> Result<web_sys::Blob, AppError> {
+        let parts = js_sys::Array::of1(self.display.as_ref().unwrap_or(original));
+        let options = web_sys::BlobPropertyBag::new();
+        options.set_type(&self.info.mime);
+        web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options)
+            .map_err(|e| AppError::browser("keep the image", crate::browser::js_text(e)))
+    }
+}
 
-/// Receives the worker's progress events: `(stage, done)`.
-type ProgressFn = Box<dyn Fn(String, bool)>;
+type Reply = Result<JsValue, AppError>;
 
+/// Receives the worker's progress events.
+type ProgressFn = Box<dyn Fn(Progress)>;
 struct WorkerHandle {
     worker: Worker,
     next_id: u32,
@@ -41,7 +56,7 @@ thread_local! {
 }
 
 /// Where the worker's progress events go (the status bar).
-pub fn on_progress(f: impl Fn(String, bool) + 'static) {
+pub fn on_progress(f: impl Fn(Progress) + 'static) {
     PROGRESS.with_borrow_mut(|p| *p = Some(Box::new(f)));
 }
 
@@ -49,29 +64,51 @@ fn get(obj: &JsValue, key: &str) -> JsValue {
     Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
 }
 
+/// A reply's `what` read into its protocol type; a missing or mistyped field is an error naming it.
+fn typed<T: DeserializeOwned>(value: JsValue, what: &str) -> Result<T, AppError> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| {
+        AppError::Worker(format!(
+            "the worker's answer to {what} is not understood: {e}"
+        ))
+    })
+}
+
+/// A byte field of a reply, which must be there.
+fn bytes_field(reply: &JsValue, field: &str, what: &str) -> Result<Uint8Array, AppError> {
+    get(reply, field).dyn_into::<Uint8Array>().map_err(|_| {
+        AppError::Worker(format!(
+            "the worker's answer to {what} has no `{field}` bytes"
+        ))
+    })
+}
+
 fn on_reply(event: MessageEvent) {
     let data = event.data();
     if get(&data, "event").as_string().as_deref() == Some("progress") {
-        let stage = get(&data, "stage").as_string().unwrap_or_default();
-        let done = get(&data, "done").is_truthy();
-        PROGRESS.with_borrow(|p| {
-            if let Some(f) = p {
-                f(stage, done)
-            }
-        });
+        match typed::<Progress>(data, "progress") {
+            Ok(progress) => PROGRESS.with_borrow(|p| {
+                if let Some(f) = p {
+                    f(progress)
+                }
+            }),
+            Err(e) => web_sys::console::error_1(&e.to_string().into()),
+        }
         return;
     }
     let Some(id) = get(&data, "id").as_f64() else {
+        web_sys::console::error_1(&"a message from the worker without an id was dropped".into());
         return;
     };
     let reply = if get(&data, "ok").is_truthy() {
         Ok(get(&data, "result"))
-    } else if get(&data, "cancelled").is_truthy() {
-        Err(CANCELLED.to_owned())
     } else {
-        Err(get(&data, "error")
-            .as_string()
-            .unwrap_or_else(|| "the worker failed".into()))
+        match typed::<Failure>(data, "a request") {
+            Ok(Failure {
+                cancelled: true, ..
+            }) => Err(AppError::Cancelled),
+            Ok(Failure { error, .. }) => Err(AppError::Worker(error)),
+            Err(e) => Err(e),
+        }
     };
     let sender =
         WORKER.with_borrow_mut(|w| w.as_mut().and_then(|w| w.pending.remove(&(id as u32))));
@@ -89,16 +126,16 @@ fn on_worker_error(event: web_sys::Event) {
     if let Some(handle) = WORKER.with_borrow_mut(Option::take) {
         handle.worker.terminate();
         for (_, sender) in handle.pending {
-            let _ = sender.send(Err(message.clone()));
+            let _ = sender.send(Err(AppError::Worker(message.clone())));
         }
     }
 }
 
-fn start() -> Result<WorkerHandle, String> {
+fn start() -> Result<WorkerHandle, AppError> {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
     let worker = Worker::new_with_options("worker.js", &options)
-        .map_err(|e| format!("cannot start the worker: {e:?}"))?;
+        .map_err(|e| AppError::Worker(format!("the worker cannot start: {e:?}")))?;
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(on_reply);
     let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(on_worker_error);
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -112,18 +149,15 @@ fn start() -> Result<WorkerHandle, String> {
     })
 }
 
-/// The error text of a request a newer one superseded (latest-wins segment requests).
-pub const CANCELLED: &str = "cancelled";
-
 /// Sends `{id, kind, ...fields}` with `transfer` moved, not copied, and waits for the reply.
 async fn request(kind: &str, fields: &[(&str, JsValue)], transfer: &[&JsValue]) -> Reply {
     let (tx, rx) = oneshot::channel();
-    WORKER.with_borrow_mut(|slot| -> Result<(), String> {
+    WORKER.with_borrow_mut(|slot| -> Result<(), AppError> {
         if slot.is_none() {
             *slot = Some(start()?);
         }
         let Some(handle) = slot.as_mut() else {
-            return Err("no worker".into());
+            return Err(AppError::Worker("the worker is not running".into()));
         };
         let id = handle.next_id;
         handle.next_id += 1;
@@ -137,38 +171,28 @@ async fn request(kind: &str, fields: &[(&str, JsValue)], transfer: &[&JsValue]) 
         handle
             .worker
             .post_message_with_transfer(&message, &transfer)
-            .map_err(|e| format!("cannot reach the worker: {e:?}"))?;
+            .map_err(|e| AppError::Worker(format!("the worker cannot be reached: {e:?}")))?;
         handle.pending.insert(id, tx);
         Ok(())
     })?;
-    rx.await
-        .unwrap_or_else(|_| Err("the worker stopped before answering".into()))
-}
-
-/// Checks, decodes and hashes an image in the worker.
-pub async fn decode_image(bytes: js_sys::ArrayBuffer) -> Result<DecodedImage, String> {
-    let r = request("inspect", &[("bytes", bytes.clone().into())], &[&bytes]).await?;
-    let num = |k: &str| get(&r, k).as_f64().unwrap_or(0.0) as u32;
-    let text = |k: &str| get(&r, k).as_string().unwrap_or_default();
-    Ok(DecodedImage {
-        width: num("width"),
-        height: num("height"),
-        mime: text("mime"),
-        sha256: text("sha256"),
-        display: get(&r, "display").dyn_into::<Uint8Array>().ok(),
+    rx.await.unwrap_or_else(|_| {
+        Err(AppError::Worker(
+            "the worker stopped before answering".into(),
+        ))
     })
 }
 
-/// A model the worker loaded.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LoadedModel {
-    /// Cache key: model id + encoder hash.
-    pub key: String,
-    pub id: String,
-    pub load_ms: f64,
+/// Checks, decodes and hashes an image in the worker.
+pub async fn decode_image(bytes: js_sys::ArrayBuffer) -> Result<DecodedImage, AppError> {
+    let r = request("inspect", &[("bytes", bytes.clone().into())], &[&bytes]).await?;
+    let display = get(&r, DISPLAY_FIELD).dyn_into::<Uint8Array>().ok();
+    Ok(DecodedImage {
+        info: typed(r, "inspect")?,
+        display,
+    })
 }
 
-pub async fn load_model(manifest_json: &str, files: &ModelFiles) -> Result<LoadedModel, String> {
+pub async fn load_model(manifest_json: &str, files: &ModelFiles) -> Result<ModelLoaded, AppError> {
     let mut fields = vec![
         ("manifest", JsValue::from_str(manifest_json)),
         ("encoder", files.encoder.clone().into()),
@@ -179,12 +203,10 @@ pub async fn load_model(manifest_json: &str, files: &ModelFiles) -> Result<Loade
         fields.push(("box_decoder", b.clone().into()));
         transfer.push(b);
     }
-    let r = request("load_model", &fields, &transfer).await?;
-    Ok(LoadedModel {
-        key: get(&r, "key").as_string().unwrap_or_default(),
-        id: get(&r, "id").as_string().unwrap_or_default(),
-        load_ms: get(&r, "load_ms").as_f64().unwrap_or(0.0),
-    })
+    typed(
+        request("load_model", &fields, &transfer).await?,
+        "load_model",
+    )
 }
 
 /// A model's files, integrity-checked: the encoder, the decoder, and the decoder for prompts with a box
@@ -195,60 +217,39 @@ pub struct ModelFiles {
     pub box_decoder: Option<js_sys::ArrayBuffer>,
 }
 
-pub struct Encoded {
-    pub handle: u32,
-    pub encode_ms: f64,
-    /// The embedding in half precision, for the cache.
+/// An image encoded in the worker, with its embedding as f16 bytes for the cache.
+pub struct EncodedImage {
+    pub encoded: Encoded,
     pub f16: Uint8Array,
 }
 
-pub async fn encode(image_bytes: js_sys::ArrayBuffer) -> Result<Encoded, String> {
+pub async fn encode(image_bytes: js_sys::ArrayBuffer) -> Result<EncodedImage, AppError> {
     let r = request(
         "encode",
         &[("bytes", image_bytes.clone().into())],
         &[&image_bytes],
     )
     .await?;
-    Ok(Encoded {
-        handle: get(&r, "handle").as_f64().unwrap_or(0.0) as u32,
-        encode_ms: get(&r, "encode_ms").as_f64().unwrap_or(0.0),
-        f16: get(&r, "f16")
-            .dyn_into::<Uint8Array>()
-            .map_err(|_| "the worker sent no embedding".to_string())?,
+    Ok(EncodedImage {
+        f16: bytes_field(&r, F16_FIELD, "encode")?,
+        encoded: typed(r, "encode")?,
     })
 }
 
-pub async fn restore(f16: &Uint8Array, width: u32, height: u32) -> Result<u32, String> {
+pub async fn restore(f16: &Uint8Array, width: u32, height: u32) -> Result<u32, AppError> {
     let fields = [
         ("f16", f16.clone().into()),
         ("width", width.into()),
         ("height", height.into()),
     ];
-    let r = request("restore", &fields, &[]).await?;
-    Ok(get(&r, "handle").as_f64().unwrap_or(0.0) as u32)
+    let r: Restored = typed(request("restore", &fields, &[]).await?, "restore")?;
+    Ok(r.handle)
 }
 
-/// A mask the worker decoded from prompts.
-pub struct Segmented {
-    /// In image pixels.
-    pub mask: lamina_core::rle::CompressedRle,
-    pub decode_ms: f64,
-    /// The model's predicted IoU of the mask.
-    pub iou: f64,
-}
-
-/// Decodes prompts on an embedding; `Err(CANCELLED)` when a newer request superseded this one.
-pub async fn segment(
-    handle: u32,
-    prompts_request: &lamina_core::suggest::SegmentRequest,
-) -> Result<Segmented, String> {
-    let prompts = serde_wasm_bindgen::to_value(prompts_request).map_err(|e| e.to_string())?;
+/// Decodes prompts on an embedding; `Err(AppError::Cancelled)` when a newer request superseded this one.
+pub async fn segment(handle: u32, prompts: &SegmentRequest) -> Result<Segmented, AppError> {
+    let prompts = serde_wasm_bindgen::to_value(prompts)
+        .map_err(|e| AppError::Worker(format!("the prompts cannot be sent: {e}")))?;
     let fields = [("handle", JsValue::from(handle)), ("prompts", prompts)];
-    let r = request("segment", &fields, &[]).await?;
-    Ok(Segmented {
-        mask: serde_wasm_bindgen::from_value(get(&r, "rle"))
-            .map_err(|e| format!("the worker sent a bad mask: {e}"))?,
-        decode_ms: get(&r, "decode_ms").as_f64().unwrap_or(0.0),
-        iou: get(&r, "iou").as_f64().unwrap_or(0.0),
-    })
+    typed(request("segment", &fields, &[]).await?, "segment")
 }

@@ -1,11 +1,12 @@
 //! The IndexedDB store in real headless Chromium: what a user does survives closing and reopening the
 //! database (a reload), and one edit lands whole.
 #![cfg(target_arch = "wasm32")]
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use lamina_app::store::{delete_database, AssetRecord, Store, SCHEMA_VERSION};
 use lamina_core::edit::{instance_from_mask, Edit};
+use lamina_core::labels::{Asset, LabelStatus, Ontology, Project, Provenance, Tool};
 use lamina_core::mask::Mask;
-use lamina_core::model::{Asset, LabelStatus, Ontology, Project, Provenance, Tool};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -39,7 +40,7 @@ fn record(project_id: &str, id: &str, position: u32) -> AssetRecord {
     }
 }
 
-fn square(asset: &str, id: &str, x0: f64) -> lamina_core::model::Instance {
+fn square(asset: &str, id: &str, x0: f64) -> lamina_core::labels::Instance {
     let mut m = Mask::new(16, 16);
     m.fill_rect(x0, 0.0, x0 + 4.0, 4.0, true);
     let prov = Provenance {
@@ -150,6 +151,23 @@ async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
     store.close();
     // Reopening at the same version runs no migration and finds every store.
     let store = Store::open(name).await.unwrap();
+    assert_eq!(store.version().unwrap(), 3);
+    assert_eq!(
+        store.store_names(),
+        [
+            "assets",
+            "blobs",
+            "embeddings",
+            "instances",
+            "model_files",
+            "outbox",
+            "projects",
+            "settings",
+            "sync_assets",
+            "sync_batches"
+        ],
+        "every store of schema version 3, and no other"
+    );
     assert!(store.projects().await.unwrap().is_empty());
     assert!(store.assets("none").await.unwrap().is_empty());
     assert!(store.instances("none").await.unwrap().is_empty());
@@ -208,7 +226,11 @@ async fn a_version_1_database_is_migrated_and_keeps_its_projects() {
     delete_database(name).await.unwrap();
     make_v1_database(name).await;
     let store = Store::open(name).await.unwrap();
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(
+        store.version().unwrap(),
+        SCHEMA_VERSION,
+        "upgraded to the current version"
+    );
     assert_eq!(store.projects().await.unwrap(), vec![project("old")]);
     // The stores version 2 added work.
     let f16 = js_sys::Uint8Array::from(&[1u8, 2, 3, 4][..]);
@@ -236,8 +258,8 @@ async fn a_version_1_database_is_migrated_and_keeps_its_projects() {
 
 #[wasm_bindgen_test]
 async fn a_change_queues_its_push_in_the_same_commit_and_a_push_clears_only_what_it_sent() {
+    use lamina_app::store::sync::{BatchLink, Pushed};
     use lamina_app::store::OutboxEntry;
-    use lamina_app::sync::store::{BatchLink, Pushed};
     let name = "lamina-test-outbox";
     delete_database(name).await.unwrap();
     let store = Store::open(name).await.unwrap();
@@ -304,4 +326,59 @@ async fn a_change_queues_its_push_in_the_same_commit_and_a_push_clears_only_what
     let stored = store.sync_batch("p").await.unwrap().unwrap();
     assert_eq!(stored.endpoint, link.endpoint);
     store.close();
+}
+
+/// A version 2 database that already holds a store version 3 creates ("outbox", as a newer or broken
+/// build might have left it): the upgrade cannot run.
+async fn make_v2_database_with_a_clash(name: &str) {
+    use idb::{DatabaseEvent, Factory, KeyPath, ObjectStoreParams, TransactionMode};
+    let mut request = Factory::new().unwrap().open(name, Some(2)).unwrap();
+    request.on_upgrade_needed(|event| {
+        let db = event.database().unwrap();
+        let mut by_id = ObjectStoreParams::new();
+        by_id.key_path(Some(KeyPath::new_single("id")));
+        db.create_object_store("projects", by_id).unwrap();
+        db.create_object_store("outbox", ObjectStoreParams::new())
+            .unwrap();
+    });
+    let db = request.await.unwrap();
+    let tx = db
+        .transaction(&["projects"], TransactionMode::ReadWrite)
+        .unwrap();
+    let value = serde_wasm_bindgen::to_value(&project("kept")).unwrap();
+    tx.object_store("projects")
+        .unwrap()
+        .put(&value, None)
+        .unwrap();
+    tx.await.unwrap();
+    db.close();
+}
+
+#[wasm_bindgen_test]
+async fn a_failed_migration_aborts_the_upgrade_says_why_and_changes_nothing() {
+    let name = "lamina-test-failed-migration";
+    delete_database(name).await.unwrap();
+    make_v2_database_with_a_clash(name).await;
+    let err = match Store::open(name).await {
+        Ok(_) => panic!("a migration that fails must not open the store"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.starts_with(
+            "Lamina cannot open its storage: upgrading its data from version 2 to 3 failed"
+        ),
+        "{err}"
+    );
+    // The database is still version 2, with its project: nothing half-upgraded.
+    let db = idb::Factory::new()
+        .unwrap()
+        .open(name, None)
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(db.version().unwrap(), 2);
+    let mut names = db.store_names();
+    names.sort();
+    assert_eq!(names, ["outbox", "projects"]);
+    db.close();
 }

@@ -1,20 +1,19 @@
 //! The labeling view: the image and two canvas layers at image resolution (all instances; the stroke or
 //! shape being drawn), placed by one CSS transform, so zoom and pan redraw nothing.
 
-use lamina_core::edit::{add_instance, erase, instance_at, paint_into};
+use lamina_core::edit::instance_at;
+use lamina_core::labels::{Instance, Ontology};
+use lamina_core::labels::{Prompt, Tool};
 use lamina_core::mask::Mask;
-use lamina_core::model::{Instance, Ontology};
-use lamina_core::model::{Prompt, Tool};
 use lamina_core::overlay::{changed_region, clip_region, compose_overlay_region_rgba};
-use lamina_core::polygon::rasterize_polygon;
 use leptos::html;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use wasm_bindgen::{Clamped, JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData, PointerEvent, WheelEvent};
 
-use crate::state::{now, AppState, ScreenFromImage, ToolKind};
-use crate::suggest;
+use crate::editing::builders::{add_new, finish_polygon, finish_stroke};
+use crate::features::suggest;
+use crate::state::{AppState, ScreenFromImage, ToolKind};
 use crate::ui::suggest_layer::{draw_suggestions, EncodingOverlay};
 
 /// A pointer gesture in progress, in image pixels (screen pixels for panning).
@@ -70,69 +69,6 @@ fn class_colour(state: &AppState) -> String {
         .class(&id)
         .map(|c| c.color.clone())
         .unwrap_or_else(|| "#00e5ff".into())
-}
-
-/// A new instance of the current class from `mask_image`, added on top.
-fn add_new(state: AppState, mask_image: Mask, tool: Tool, prompts: Vec<Prompt>) {
-    if mask_image.is_empty() {
-        return;
-    }
-    let Some(inst) = state.new_instance(&mask_image, tool, prompts, None) else {
-        return;
-    };
-    let new_id = inst.id.clone();
-    match add_instance(&state.instances.get_untracked(), inst) {
-        Ok(edit) => spawn_local(async move {
-            state.commit(edit).await;
-            state.selected.set(Some(new_id));
-        }),
-        Err(e) => state.error(format!("stored mask is damaged: {e}")),
-    }
-}
-
-/// Closes the polygon being drawn into an instance.
-pub fn finish_polygon(state: AppState) {
-    let points = state.polygon_image.get_untracked();
-    state.polygon_image.set(Vec::new());
-    let Some(record) = state.current_record_now() else {
-        return;
-    };
-    if points.len() < 3 {
-        return;
-    }
-    let mask = rasterize_polygon(&points, record.asset.width, record.asset.height);
-    add_new(state, mask, Tool::Polygon, vec![Prompt::Polygon { points }]);
-}
-
-fn finish_stroke(state: AppState, points_image: &[[f64; 2]], erasing: bool) {
-    let Some(record) = state.current_record_now() else {
-        return;
-    };
-    let radius = state.brush_radius.get_untracked();
-    let mut stroke = Mask::new(record.asset.width, record.asset.height);
-    match points_image {
-        [] => return,
-        [p] => stroke.paint_disc(p[0], p[1], radius, true),
-        _ => {
-            for pair in points_image.windows(2) {
-                stroke.paint_stroke(pair[0], pair[1], radius, true);
-            }
-        }
-    }
-    let instances = state.instances.get_untracked();
-    let selected = state.selected.get_untracked();
-    let t = now();
-    let edit = if erasing {
-        erase(&instances, selected.as_deref(), &stroke, &t)
-    } else if let Some(id) = selected.filter(|id| instances.iter().any(|i| &i.id == id)) {
-        paint_into(&instances, &id, &stroke, &t)
-    } else {
-        return add_new(state, stroke, Tool::Brush, Vec::new());
-    };
-    match edit {
-        Ok(edit) => spawn_local(state.commit(edit)),
-        Err(e) => state.error(format!("stored mask is damaged: {e}")),
-    }
 }
 
 fn draw_draft(canvas: &HtmlCanvasElement, state: &AppState, drag: Option<&Drag>) {
@@ -205,16 +141,6 @@ fn draw_draft(canvas: &HtmlCanvasElement, state: &AppState, drag: Option<&Drag>)
     ctx.set_global_alpha(1.0);
 }
 
-/// Scale and offset that show the whole image centred in the viewport.
-pub fn fit(viewport_w: f64, viewport_h: f64, image_w: f64, image_h: f64) -> ScreenFromImage {
-    let scale = (0.95 * (viewport_w / image_w).min(viewport_h / image_h)).max(0.01);
-    ScreenFromImage {
-        scale,
-        tx: (viewport_w - image_w * scale) / 2.0,
-        ty: (viewport_h - image_h * scale) / 2.0,
-    }
-}
-
 #[component]
 pub fn Labeler(state: AppState) -> impl IntoView {
     let viewport = NodeRef::<html::Div>::new();
@@ -234,9 +160,12 @@ pub fn Labeler(state: AppState) -> impl IntoView {
             size().filter(|&(w, h)| w > 0 && h > 0),
         ) {
             let rect = vp.get_bounding_client_rect();
-            state
-                .view
-                .set(fit(rect.width(), rect.height(), f64::from(w), f64::from(h)));
+            state.view.set(ScreenFromImage::fit(
+                rect.width(),
+                rect.height(),
+                f64::from(w),
+                f64::from(h),
+            ));
         }
     };
 
@@ -282,7 +211,7 @@ pub fn Labeler(state: AppState) -> impl IntoView {
                 )
             })
         };
-        let colour = |i: &lamina_core::model::Instance| {
+        let colour = |i: &lamina_core::labels::Instance| {
             ontology.class(&i.class_id).map(|c| c.color.as_str())
         };
         if let (Some(ctx), Some(region)) = (context_2d(&canvas), region) {
@@ -512,16 +441,9 @@ pub fn Labeler(state: AppState) -> impl IntoView {
             f64::from(ev.client_x()) - left,
             f64::from(ev.client_y()) - top,
         );
-        state.view.update(|v| {
-            let [ix, iy] = v.image_from_screen(sx, sy);
-            let scale = (v.scale * (-ev.delta_y() * 0.0015).exp()).clamp(0.05, 64.0);
-            // Keep the image point under the cursor where it is.
-            *v = ScreenFromImage {
-                scale,
-                tx: sx - ix * scale,
-                ty: sy - iy * scale,
-            };
-        });
+        state
+            .view
+            .update(|v| *v = v.zoomed_at(sx, sy, ev.delta_y()));
     };
 
     let stage_style = move || {

@@ -6,22 +6,25 @@ mod panels;
 mod suggest_layer;
 mod sync_panel;
 
-use lamina_core::model::LabelStatus;
+use lamina_core::labels::LabelStatus;
 use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, File, FileSystemEntry, HtmlInputElement, KeyboardEvent};
 
-use crate::export::{export, ExportKind};
-use crate::import;
-use crate::state::{AppState, Notice, ToolKind};
-use crate::suggest;
-use labeler::{finish_polygon, Labeler};
-use panels::{
-    delete_selected, pick_class, status_label, ImageList, ModelPanel, OntologyEditor,
-    SelectionPanel, ToolBar,
-};
+use lamina_core::shortcuts::{action_for, brush_radius_after, Action};
+
+use crate::browser::fetch::fetch_text;
+use crate::browser::files::read_text;
+use crate::browser::{page_url, resolve_url};
+use crate::editing;
+use crate::editing::builders::{delete_selected, finish_polygon, pick_class};
+use crate::features::export::{export, ExportKind};
+use crate::features::{boot, import, navigate, suggest};
+use crate::state::{AppState, Notice};
+use labeler::Labeler;
+use panels::{status_label, ImageList, ModelPanel, OntologyEditor, SelectionPanel, ToolBar};
 
 fn files_of(input: &HtmlInputElement) -> Vec<File> {
     let Some(list) = input.files() else {
@@ -31,16 +34,18 @@ fn files_of(input: &HtmlInputElement) -> Vec<File> {
 }
 
 /// Reads a picked text file (manifest or bundle) and hands its text on; the input is reset so the same file
-/// can be picked again.
-fn with_picked_text(ev: ev::Event, then: impl FnOnce(String) + 'static) {
+/// can be picked again. A file that cannot be read (removed or changed on disk since it was picked) is
+/// named in an error, and nothing is imported.
+fn with_picked_text(state: AppState, ev: ev::Event, then: impl FnOnce(String) + 'static) {
     let input: HtmlInputElement = event_target(&ev);
     let Some(file) = files_of(&input).into_iter().next() else {
         return;
     };
     input.set_value("");
     spawn_local(async move {
-        if let Ok(text) = wasm_bindgen_futures::JsFuture::from(file.text()).await {
-            then(text.as_string().unwrap_or_default());
+        match read_text(&file).await {
+            Ok(text) => then(text),
+            Err(e) => state.fail("Nothing was imported", &e),
         }
     });
 }
@@ -81,49 +86,38 @@ fn on_key(state: AppState, ev: KeyboardEvent) {
     if in_text_field(&ev) {
         return;
     }
-    let key = ev.key();
-    let ctrl = ev.ctrl_key() || ev.meta_key();
-    let mut handled = true;
-    match key.as_str() {
-        "z" | "Z" if ctrl && ev.shift_key() => spawn_local(state.redo()),
+    let Some(action) = action_for(&ev.key(), ev.ctrl_key() || ev.meta_key(), ev.shift_key()) else {
+        return;
+    };
+    ev.prevent_default();
+    match action {
+        Action::Redo => spawn_local(editing::redo(state)),
         // While a suggestion is being built, undo takes back its last prompt.
-        "z" | "Z" if ctrl => suggest::undo(state, ev.time_stamp()),
-        "y" if ctrl => spawn_local(state.redo()),
-        "Enter" if ctrl => spawn_local(state.set_status(LabelStatus::Submitted)),
-        "Enter" if state.suggest.is_editing() => suggest::accept(state),
-        "Enter" => finish_polygon(state),
-        "Escape" => {
+        Action::Undo => suggest::undo(state, ev.time_stamp()),
+        Action::SubmitImage => spawn_local(editing::set_status(state, LabelStatus::Submitted)),
+        Action::Confirm if state.suggest.is_editing() => suggest::accept(state),
+        Action::Confirm => finish_polygon(state),
+        Action::Cancel => {
             suggest::cancel(state);
             state.polygon_image.set(Vec::new());
             state.selected.set(None);
         }
-        "Backspace" if !state.polygon_image.with_untracked(Vec::is_empty) => {
+        Action::Back if !state.polygon_image.with_untracked(Vec::is_empty) => {
             state.polygon_image.update(|p| {
                 p.pop();
             })
         }
-        "Delete" | "Backspace" => delete_selected(state),
-        "ArrowRight" | "." => spawn_local(state.go(1)),
-        "ArrowLeft" | "," => spawn_local(state.go(-1)),
-        "[" => state.brush_radius.update(|r| *r = (*r - 1.0).max(1.0)),
-        "]" => state.brush_radius.update(|r| *r = (*r + 1.0).min(40.0)),
-        k if !ctrl && k.len() == 1 && k.as_bytes()[0].is_ascii_digit() && k != "0" => {
-            pick_class(state, usize::from(k.as_bytes()[0] - b'1'))
+        Action::Back | Action::DeleteSelected => delete_selected(state),
+        Action::NextImage => spawn_local(navigate::go(state, 1)),
+        Action::PreviousImage => spawn_local(navigate::go(state, -1)),
+        Action::BrushSmaller | Action::BrushBigger => state
+            .brush_radius
+            .update(|r| *r = brush_radius_after(*r, action)),
+        Action::PickClass(index) => pick_class(state, index),
+        Action::Tool(tool) => {
+            state.polygon_image.set(Vec::new());
+            state.tool.set(tool)
         }
-        k if !ctrl => match ToolKind::ALL
-            .into_iter()
-            .find(|t| t.key() == k.to_lowercase())
-        {
-            Some(tool) => {
-                state.polygon_image.set(Vec::new());
-                state.tool.set(tool)
-            }
-            None => handled = false,
-        },
-        _ => handled = false,
-    }
-    if handled {
-        ev.prevent_default();
     }
 }
 
@@ -158,28 +152,23 @@ fn Header(state: AppState) -> impl IntoView {
         });
         if let Some(name) = name.filter(|n| !n.trim().is_empty()) {
             spawn_local(async move {
-                state.create_project(name.trim().to_owned()).await;
+                navigate::create_project(state, name.trim().to_owned()).await;
             });
         }
     };
     let fetch_manifest = move |_| {
-        let url = import::resolve_url(
-            manifest_url.get_untracked().trim(),
-            &web_sys::window()
-                .and_then(|w| w.location().href().ok())
-                .unwrap_or_default(),
-        );
+        let url = resolve_url(manifest_url.get_untracked().trim(), &page_url());
         spawn_local(async move {
-            match import::fetch_text(&url).await {
+            match fetch_text(&url).await {
                 Ok(text) => import::import_manifest(state, text, Some(url)).await,
-                Err(e) => state.error(format!("Manifest not imported: {e}")),
+                Err(e) => state.fail("Manifest not imported", &e),
             }
         });
     };
     view! {
         <header>
             <h1>"Lamina"</h1>
-            <select data-testid="project" on:change=move |ev| spawn_local(state.open_project(event_target_value(&ev)))>
+            <select data-testid="project" on:change=move |ev| spawn_local(navigate::open_project(state, event_target_value(&ev)))>
                 {project_options}
             </select>
             <button on:click=new_project>"New project"</button>
@@ -194,14 +183,14 @@ fn Header(state: AppState) -> impl IntoView {
                 </label>
                 <label class="button" title="CSV or JSON list of image URLs with metadata columns">"Manifest file"
                     <input type="file" accept=".csv,.json,text/csv,application/json" data-testid="add-manifest"
-                        on:change=move |ev| with_picked_text(ev, move |text| spawn_local(import::import_manifest(state, text, None)))/>
+                        on:change=move |ev| with_picked_text(state, ev, move |text| spawn_local(import::import_manifest(state, text, None)))/>
                 </label>
                 <input class="url" placeholder="manifest URL" data-testid="manifest-url"
                     on:input=move |ev| manifest_url.set(event_target_value(&ev))/>
                 <button on:click=fetch_manifest data-testid="fetch-manifest">"Fetch"</button>
                 <label class="button" title="Merge a Lamina label bundle into this project">"Import bundle"
                     <input type="file" accept=".json,application/json" data-testid="import-bundle"
-                        on:change=move |ev| with_picked_text(ev, move |text| spawn_local(import::import_bundle(state, text, None, None)))/>
+                        on:change=move |ev| with_picked_text(state, ev, move |text| spawn_local(import::import_bundle(state, text, None, None)))/>
                 </label>
             </span>
             <span class="group">
@@ -211,7 +200,7 @@ fn Header(state: AppState) -> impl IntoView {
             </span>
             <input class="author" placeholder="your name" title="Written into each label's provenance"
                 prop:value=move || state.author.get()
-                on:change=move |ev| spawn_local(state.set_author(event_target_value(&ev)))/>
+                on:change=move |ev| spawn_local(editing::set_author(state, event_target_value(&ev)))/>
         </header>
     }
 }
@@ -241,13 +230,13 @@ fn StatusBar(state: AppState) -> impl IntoView {
     };
     view! {
         <footer>
-            <button on:click=move |_| spawn_local(state.go(-1)) title="Previous image (←)">"◀"</button>
+            <button on:click=move |_| spawn_local(navigate::go(state, -1)) title="Previous image (←)">"◀"</button>
             <span data-testid="position">{position}</span>
-            <button on:click=move |_| spawn_local(state.go(1)) title="Next image (→)">"▶"</button>
+            <button on:click=move |_| spawn_local(navigate::go(state, 1)) title="Next image (→)">"▶"</button>
             <button disabled=move || !state.can_undo() && !state.suggest.session.with(|s| !s.is_empty()) on:click=move |ev| suggest::undo(state, ev.time_stamp()) data-testid="undo" title="Ctrl+Z">"Undo"</button>
-            <button disabled=move || !state.can_redo() on:click=move |_| spawn_local(state.redo()) data-testid="redo" title="Ctrl+Shift+Z">"Redo"</button>
+            <button disabled=move || !state.can_redo() on:click=move |_| spawn_local(editing::redo(state)) data-testid="redo" title="Ctrl+Shift+Z">"Redo"</button>
             <span class="status" data-testid="status">{status}</span>
-            <button on:click=move |_| spawn_local(state.set_status(LabelStatus::Submitted)) data-testid="submit" title="Ctrl+Enter">"Submit image"</button>
+            <button on:click=move |_| spawn_local(editing::set_status(state, LabelStatus::Submitted)) data-testid="submit" title="Ctrl+Enter">"Submit image"</button>
             <span class="progress" data-testid="progress">{move || state.progress.get()}</span>
             <span class="attribution">"Demo tiles: NuInsSeg (Mahbod et al., Scientific Data 2024), CC BY 4.0"</span>
             {notice}
@@ -258,7 +247,7 @@ fn StatusBar(state: AppState) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     let state = AppState::new();
-    spawn_local(state.boot());
+    spawn_local(boot::boot(state));
     let _keys = window_event_listener(ev::keydown, move |ev| on_key(state, ev));
     view! {
         <div class="app" on:dragover=|ev: DragEvent| ev.prevent_default() on:drop=move |ev| on_drop(state, ev)>

@@ -1,11 +1,14 @@
 //! Side panels: the image list, the tools, the ontology editor, and the selected instance.
 
-use lamina_core::edit::Edit;
-use lamina_core::model::{ClassDef, LabelStatus, Ontology};
+use lamina_core::labels::{ClassDef, LabelStatus, Ontology};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::state::{new_id, AppState, ToolKind};
+use crate::browser::new_id;
+use crate::editing;
+use crate::editing::builders::{delete_selected, reclass_selected};
+use crate::features::navigate;
+use crate::state::{AppState, ToolKind};
 
 pub fn status_label(status: LabelStatus) -> &'static str {
     match status {
@@ -37,7 +40,7 @@ pub fn ImageList(state: AppState) -> impl IntoView {
                     <li
                         class:current=i == current
                         data-testid="image-row"
-                        on:click=move |_| spawn_local(state.open_asset(i))
+                        on:click=move |_| spawn_local(navigate::open_asset(state, i))
                     >
                         <span class="name">{r.asset.name.clone()}</span>
                         <span class="meta">{organ}</span>
@@ -95,59 +98,12 @@ pub fn ToolBar(state: AppState) -> impl IntoView {
     }
 }
 
-/// Re-classes the selected instance (one undoable edit).
-pub fn reclass_selected(state: AppState, class_id: String) {
-    let Some(id) = state.selected.get_untracked() else {
-        return;
-    };
-    let Some(inst) = state
-        .instances
-        .with_untracked(|l| l.iter().find(|i| i.id == id).cloned())
-    else {
-        return;
-    };
-    if inst.class_id == class_id {
-        return;
-    }
-    let mut changed = inst.clone();
-    changed.class_id = class_id;
-    changed.provenance.updated = crate::state::now();
-    spawn_local(state.commit(Edit {
-        removed: vec![inst],
-        added: vec![changed],
-    }));
-}
-
-pub fn delete_selected(state: AppState) {
-    let Some(id) = state.selected.get_untracked() else {
-        return;
-    };
-    let Some(inst) = state
-        .instances
-        .with_untracked(|l| l.iter().find(|i| i.id == id).cloned())
-    else {
-        return;
-    };
-    spawn_local(state.commit(Edit {
-        removed: vec![inst],
-        added: vec![],
-    }));
-}
-
-/// Picks class `index` (0-based, keys 1-9): the class for new labels, and for the selection.
-pub fn pick_class(state: AppState, index: usize) {
-    if let Some(class) = state.ontology_now().classes.get(index) {
-        state.class_id.set(class.id.clone());
-        reclass_selected(state, class.id.clone());
-    }
-}
-
 #[component]
 pub fn OntologyEditor(state: AppState) -> impl IntoView {
     let edit = move |f: Box<dyn FnOnce(&mut Ontology)>| {
         let mut o = state.ontology_now();
         f(&mut o);
-        spawn_local(state.save_ontology(o));
+        spawn_local(editing::save_ontology(state, o));
     };
     let rows = move || {
         let classes = state.ontology().classes;
@@ -275,7 +231,8 @@ pub fn SelectionPanel(state: AppState) -> impl IntoView {
 
 #[component]
 pub fn ModelPanel(state: AppState) -> impl IntoView {
-    use crate::model::{load_from_files, load_from_url, EmbeddingStatus, ModelStatus};
+    use crate::features::model::{load_from_files, load_from_url};
+    use crate::state::model::{EmbeddingStatus, ModelStatus};
     let url = RwSignal::new(String::new());
     let status = move || match state.model.get() {
         ModelStatus::None => "no model".to_string(),

@@ -2,26 +2,20 @@
 //! the stage's CSS transform places it like the others), its prompts, the encoding overlay, and the panel
 //! with the tool's status.
 
-use lamina_core::model::parse_hex_color;
+use lamina_core::labels::parse_hex_color;
 use lamina_core::suggest::mask_sprite;
 use leptos::prelude::*;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
-use crate::model::EmbeddingStatus;
+use crate::browser::now_ms;
+use crate::state::model::EmbeddingStatus;
 use crate::state::{AppState, ToolKind};
 
 const PREVIEW_FILL_ALPHA: u8 = 70;
 const WORKING_FILL_ALPHA: u8 = 130;
 /// Prompt markers keep this radius on screen whatever the zoom.
 const POINT_RADIUS_SCREEN_PX: f64 = 5.0;
-
-fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
-        .map(|p| p.now())
-        .unwrap_or(0.0)
-}
 
 /// Redraws the layer; tracks the session, both masks, `scale` (the zoom, which sizes the prompt markers;
 /// a memo, so panning redraws nothing) and the class colour.

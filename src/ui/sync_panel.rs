@@ -6,8 +6,11 @@ use lamina_sync::Endpoint;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::editing::push::push;
+use crate::features::navigate;
+use crate::features::sync::{self, ConnectForm};
+use crate::state::sync::{ConflictView, SyncStatus};
 use crate::state::AppState;
-use crate::sync::{self, ConflictView, ConnectForm, SyncStatus};
 
 fn text_input(
     id: &'static str,
@@ -180,7 +183,7 @@ pub fn SyncPanel(state: AppState) -> impl IntoView {
             </div>
             <div class="sync-actions">
                 <button id="sync-push" disabled=move || state.sync.link.with(Option::is_none)
-                    on:click=move |_| spawn_local(sync::push(state))>"Push now"</button>
+                    on:click=move |_| spawn_local(push(state))>"Push now"</button>
                 <button id="sync-pull" disabled=move || state.sync.link.with(Option::is_none)
                     on:click=move |_| spawn_local(sync::pull(state))>"Pull labels"</button>
             </div>
@@ -249,7 +252,7 @@ fn conflict_row(state: AppState, c: ConflictView) -> impl IntoView {
                 .assets
                 .with_untracked(|a| a.iter().position(|r| r.asset.id == id));
             if let Some(i) = index {
-                spawn_local(state.open_asset(i));
+                spawn_local(navigate::open_asset(state, i));
             }
         }
     };

@@ -78,3 +78,27 @@ for (const bad of BAD) {
     noPanics(page);
   });
 }
+
+// A picked manifest or bundle that cannot be read any more (deleted or changed on disk after it was
+// picked): the error names it, and nothing is imported. The file is handed to the input the way the
+// browser's own file chooser does, by path (CDP), then removed before the app reads it.
+for (const input of ['add-manifest', 'import-bundle']) {
+  test(`a picked file that cannot be read (${input}): a clear error naming it, nothing imported`, async (t) => {
+    const { page } = await env.open(t);
+    const labels = await count(page, 'instance-count');
+    await dismissNotice(page);
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const gone = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lamina-gone-')), 'gone.json');
+    const cdp = await page.context().newCDPSession(page);
+    const { root } = await cdp.send('DOM.getDocument');
+    const { nodeId } = await cdp.send('DOM.querySelector', { nodeId: root.nodeId, selector: `[data-testid=${input}]` });
+    await cdp.send('DOM.setFileInputFiles', { nodeId, files: [gone] });
+    const error = await waitNotice(page, 'error', /^Nothing was imported: the browser could not read gone\.json/);
+    t.diagnostic(`error shown: ${JSON.stringify(error)}`);
+    assert.equal(await count(page, 'image-count'), 12);
+    assert.equal(await count(page, 'instance-count'), labels);
+    noPanics(page);
+  });
+}

@@ -678,3 +678,34 @@ test('closing the tab with pending changes asks first; with none pending it clos
   await closed;
   assert.deepEqual(dialogs, ['beforeunload'], 'no question once everything is on the server');
 });
+
+test('an outbox this device cannot read is said on the sync line, never shown as "synced"', async (t) => {
+  const conn = s3();
+  const batch = await publish(conn, 'badoutbox');
+  const { page } = await device(t, conn, batch, 'gina', { remember: true });
+  // A queued change whose record is damaged (an asset id that is not text), as a bug or another
+  // version of the app could leave it.
+  await page.evaluate(
+    (project) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open('lamina');
+        open.onsuccess = () => {
+          const tx = open.result.transaction('outbox', 'readwrite');
+          tx.objectStore('outbox').put({ project_id: project, asset_id: 7, generation: 'x' }, 'damaged');
+          tx.oncomplete = () => (open.result.close(), resolve());
+          tx.onerror = () => reject(tx.error);
+        };
+        open.onerror = () => reject(open.error);
+      }),
+    `batch-${batch}`,
+  );
+  await reload(page);
+  const shown = await waitSync(page, (s) => s.state === 'error', 'an error on the sync line');
+  t.diagnostic(`shown: ${shown.text}`);
+  assert.match(shown.text, /(cannot|could not) be read.*on this device/);
+  // A pull does not paper over it with "synced" either.
+  const after = await pullNow(page);
+  assert.equal(after.state, 'error', `after a pull: ${after.text}`);
+  assert.match(after.text, /on this device/);
+  noPanics(page);
+});

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use lamina_core::bundle::{validate, Bundle, BundleProject};
-use lamina_core::model::{
+use lamina_core::labels::{
     Asset, ClassDef, Instance, InstanceStatus, LabelStatus, Ontology, Provenance, Tool,
 };
 use lamina_core::rle::encode_labels;

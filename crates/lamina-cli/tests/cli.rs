@@ -1,4 +1,5 @@
 //! End-to-end tests of the `lamina` binary on real tiles of shared/data/nuinsseg-dev.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

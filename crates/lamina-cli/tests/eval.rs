@@ -1,5 +1,6 @@
 //! `lamina eval noc` end to end on a few real dev tiles: the figures exist, are in range, count every
 //! instance of those tiles, and (for the classical baseline) are the same on every run.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -1,5 +1,6 @@
 //! Polygon raster check on real nuclei: Lamina's exact rings, filled by Lamina's own rasterizer, give
 //! back each source instance pixel for pixel; simplified polygons stay close.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::Path;
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Asset, Instance, Ontology};
+use crate::labels::{Asset, Instance, Ontology};
 use crate::rle::Rle;
 
 pub const BUNDLE_FORMAT: &str = "lamina.bundle";

@@ -138,7 +138,7 @@ pub fn bundle_to_coco(bundle: &Bundle, opts: &CocoOptions) -> Result<CocoDataset
             supercategory: "nucleus".to_owned(),
         })
         .collect();
-    let image_ids: HashMap<&str, (u64, &crate::model::Asset)> = bundle
+    let image_ids: HashMap<&str, (u64, &crate::labels::Asset)> = bundle
         .assets
         .iter()
         .zip(1..)
@@ -226,8 +226,8 @@ fn polygons_for_coco(rle: &Rle, tolerance: f64) -> Vec<Vec<f64>> {
 mod tests {
     use super::*;
     use crate::bundle::{parse_bundle, BundleProject};
+    use crate::labels::{Asset, Instance, InstanceStatus, LabelStatus, Ontology, Provenance, Tool};
     use crate::mask::Mask;
-    use crate::model::{Asset, Instance, InstanceStatus, LabelStatus, Ontology, Provenance, Tool};
     use proptest::prelude::*;
 
     fn instance(id: &str, asset: &str, class: &str, mask: &Mask) -> Instance {

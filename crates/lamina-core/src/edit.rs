@@ -10,8 +10,8 @@
 //! The one exception is an accepted segment suggestion ([`add_suggestion`]): it takes only unlabeled
 //! pixels, because a model's spill-over must not eat a neighbour the user already accepted or fixed.
 
+use crate::labels::{Instance, Provenance};
 use crate::mask::Mask;
-use crate::model::{Instance, Provenance};
 use crate::rle::{Rle, RleError};
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -270,7 +270,7 @@ pub fn instance_at(instances: &[Instance], x_image: f64, y_image: f64) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Tool;
+    use crate::labels::Tool;
 
     fn prov() -> Provenance {
         Provenance {

@@ -3,7 +3,7 @@
 //! The labeling view draws this with a single `putImageData`, so 500 nuclei cost one canvas, not 500 DOM
 //! nodes, and zoom/pan is a CSS transform that redraws nothing.
 
-use crate::model::{parse_hex_color, Instance};
+use crate::labels::{parse_hex_color, Instance};
 use crate::rle::{Rle, RleError};
 
 const FILL_ALPHA: u8 = 80;
@@ -190,8 +190,8 @@ pub fn changed_region(
 mod tests {
     use super::*;
     use crate::edit::instance_from_mask;
+    use crate::labels::{Provenance, Tool};
     use crate::mask::Mask;
-    use crate::model::{Provenance, Tool};
 
     #[test]
     fn fills_and_outlines_in_class_colour_and_leaves_background_clear() {

@@ -6,10 +6,10 @@
 //! and a prompt added to a non-empty session also feeds back the previous low-res mask. After an undo the
 //! remembered mask belongs to the removed prompt, so the next decode starts clean from the prompts alone.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::labels::{Prompt, Tool};
 use crate::mask::Mask;
-use crate::model::{Prompt, Tool};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PointPrompt {
@@ -25,18 +25,28 @@ enum Step {
     Box(Option<[f64; 4]>),
 }
 
-/// What the worker's `segment` request carries (see `public/worker.js`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// What the worker's `segment` and `profile` requests carry (see [`crate::worker_protocol`]). The app
+/// always sends every field; a script talking to the worker may leave out all but one prompt, and the
+/// protocol's defaults fill in the rest (no points, no box, no refinement, remember the mask).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SegmentRequest {
     /// `[x, y, positive]` in image pixels.
+    #[serde(default)]
     pub points: Vec<(f64, f64, bool)>,
     /// `[x0, y0, x1, y1]` in image pixels.
-    #[serde(rename = "box", skip_serializing_if = "Option::is_none")]
+    #[serde(default, rename = "box", skip_serializing_if = "Option::is_none")]
     pub box_image: Option<[f64; 4]>,
     /// Feed the low-res mask the worker remembered from this session's previous decode.
+    #[serde(default)]
     pub refine: bool,
     /// Remember this decode's low-res mask for the next refinement (a hover preview must not).
+    #[serde(default = "remember_by_default")]
     pub remember: bool,
+}
+
+fn remember_by_default() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]

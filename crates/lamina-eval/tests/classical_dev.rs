@@ -1,5 +1,6 @@
 //! The classical baseline on a real dev tile, judged as a labeler would: does one click on a nucleus
 //! mostly select that nucleus, and do a few corrections make it better?
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::Path;
 

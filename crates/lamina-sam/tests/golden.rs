@@ -1,6 +1,7 @@
 //! Parity with onnxruntime: the committed fixture's golden outputs (models/fixtures/sam-tiny/golden), made
 //! by onnxruntime on one thread, must come out of our engine within 1e-4 relative. The decoder cases go
 //! through the public API (prompts in image pixels), so the coordinate transform is checked too.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::PathBuf;
 

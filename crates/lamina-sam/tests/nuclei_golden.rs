@@ -2,6 +2,7 @@
 //! models/tools/train_nuclei.py): its golden outputs, computed by onnxruntime on one thread, must come out
 //! of our engine within 1e-4 relative. Same machinery as golden.rs (the sam-tiny fixture); this model has
 //! S = 256 (a 256x256 tile is not resized), a [1,176,32,32] embedding and 128x128 low-res masks.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::PathBuf;
 

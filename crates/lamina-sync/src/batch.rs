@@ -1,5 +1,5 @@
 //! A batch manifest on an endpoint: `batches/{batch}/manifest.json` (or `.csv`), the manifest format of
-//! `lamina_core::manifest` plus, for JSON, optional `name` and `ontology` beside the `assets` list.
+//! `lamina_core::image_list` plus, for JSON, optional `name` and `ontology` beside the `assets` list.
 //!
 //! Each asset needs a stable id, the same on every device: its `id` field, else its name. Its image is
 //! found by `url`/`key`: an absolute `http(s)://` URL is fetched as it is; anything else is an object key,
@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lamina_core::manifest::{parse_manifest, ManifestError};
-use lamina_core::model::Ontology;
+use lamina_core::image_list::{parse_manifest, ManifestError};
+use lamina_core::labels::Ontology;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 //! equal revisions on every device) and the **parents** it was edited from. Revisions and parents form a
 //! small history per image from which every reader computes the same current versions ("heads").
 
-use lamina_core::model::{Instance, LabelStatus};
+use lamina_core::labels::{Instance, LabelStatus};
 use lamina_core::model_manifest::sha256_hex;
 use serde::{Deserialize, Serialize};
 
@@ -198,7 +198,7 @@ impl Fragment {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use lamina_core::model::{Provenance, Tool};
+    use lamina_core::labels::{Provenance, Tool};
     use lamina_core::rle::CompressedRle;
 
     pub fn instance(id: &str, asset: &str, class: &str) -> Instance {

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lamina_core::model::LabelStatus;
+use lamina_core::labels::LabelStatus;
 use serde::{Deserialize, Serialize};
 
 use crate::fragment::Fragment;

@@ -8,6 +8,7 @@ use image::{ImageFormat as Codec, ImageReader, Limits};
 use lamina_core::image_header::{
     check_image_header, HeaderError, ImageFormat, MAX_PIXELS, MAX_SIDE_PX,
 };
+use lamina_core::worker_protocol::{Inspected, DISPLAY_FIELD};
 use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
 
@@ -84,25 +85,34 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
-/// Worker entry: `{width, height, mime, sha256, display?: Uint8Array}` or a thrown error message.
+/// A protocol reply (`lamina_core::worker_protocol`) as a plain JS object, for `postMessage`.
+pub(crate) fn to_reply<T: serde::Serialize>(value: &T) -> Result<js_sys::Object, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map(Into::into)
+        .map_err(|e| JsError::new(&format!("could not build the worker's reply: {e}")))
+}
+
+/// Worker entry of `inspect`: an [`Inspected`], plus the converted PNG under [`DISPLAY_FIELD`] when the
+/// browser cannot show the original; or a thrown error message.
 #[wasm_bindgen]
 pub fn decode_image(bytes: &[u8]) -> Result<JsValue, JsError> {
     let d = decode(bytes).map_err(|e| JsError::new(&e.to_string()))?;
-    let out = js_sys::Object::new();
-    let set = |k: &str, v: JsValue| js_sys::Reflect::set(&out, &JsValue::from_str(k), &v);
     let mime = if d.display_png.is_some() {
         "image/png"
     } else {
         d.format.mime()
     };
-    set("width", d.width.into())
-        .and(set("height", d.height.into()))
-        .and(set("mime", mime.into()))
-        .and(set("source_mime", d.format.mime().into()))
-        .and(set("sha256", d.sha256.into()))
-        .map_err(|_| JsError::new("could not build the worker's reply"))?;
+    let out = to_reply(&Inspected {
+        width: d.width,
+        height: d.height,
+        mime: mime.into(),
+        source_mime: d.format.mime().into(),
+        sha256: d.sha256,
+    })?;
     if let Some(png) = d.display_png {
-        set("display", js_sys::Uint8Array::from(png.as_slice()).into())
+        let png = js_sys::Uint8Array::from(png.as_slice());
+        js_sys::Reflect::set(&out, &JsValue::from_str(DISPLAY_FIELD), &png)
             .map_err(|_| JsError::new("could not build the worker's reply"))?;
     }
     Ok(out.into())

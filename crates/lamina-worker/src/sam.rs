@@ -4,13 +4,17 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use js_sys::{Float32Array, Object, Reflect, Uint8Array};
+use js_sys::{Object, Reflect, Uint8Array};
 use lamina_core::rle::Rle;
+use lamina_core::worker_protocol::{
+    EncodeStarted, Encoded, ModelLoaded, SegmentRequest, Segmented, F16_FIELD,
+};
 use lamina_sam::{
     DecoderVariant, Embedding, ModelFromImage, ModelManifest, Prompts, SamEngine, WindowEmbedding,
 };
-use serde::Deserialize;
 use wasm_bindgen::prelude::*;
+
+use crate::to_reply;
 
 /// Embeddings kept in memory (the current image and the pre-encoded next ones); older ones are dropped
 /// and come back from the IndexedDB cache.
@@ -99,21 +103,19 @@ pub fn load_model(
         (false, _) => engine,
     };
     engine.warm_up().map_err(err)?;
-    let out = Object::new();
-    set(&out, "key", model_key(&engine.manifest));
-    set(&out, "id", engine.manifest.id.clone());
-    set(&out, "family", engine.manifest.family.clone());
-    set(
-        &out,
-        "variant",
-        if variant == DecoderVariant::LowRes {
+    let out = to_reply(&ModelLoaded {
+        key: model_key(&engine.manifest),
+        id: engine.manifest.id.clone(),
+        family: engine.manifest.family.clone(),
+        variant: if variant == DecoderVariant::LowRes {
             "low_res"
         } else {
             "orig_size"
-        },
-    );
-    set(&out, "box_decoder", engine.has_box_decoder());
-    set(&out, "load_ms", now_ms() - start);
+        }
+        .into(),
+        box_decoder: engine.has_box_decoder(),
+        load_ms: now_ms() - start,
+    })?;
     WORKER.with_borrow_mut(|w| {
         w.engine = Some(engine);
         w.held.clear();
@@ -142,10 +144,11 @@ pub fn encode_begin(image_bytes: &[u8]) -> Result<JsValue, JsError> {
             .as_ref()
             .ok_or_else(|| JsError::new("no model is loaded"))?;
         let layout = engine.layout(image.width(), image.height());
-        let out = Object::new();
-        set(&out, "windows", layout.len() as u32);
         w.next_handle += 1;
-        set(&out, "session", w.next_handle);
+        let out = to_reply(&EncodeStarted {
+            session: w.next_handle,
+            windows: layout.len() as u32,
+        })?;
         w.encoding.insert(
             w.next_handle,
             Encoding {
@@ -209,20 +212,17 @@ pub fn encode_end(session: u32) -> Result<JsValue, JsError> {
             shape,
             windows: job.windows,
         };
-        let out = Object::new();
-        set(&out, "encode_ms", job.encode_ms);
-        set(&out, "windows", embedding.windows.len() as u32);
-        set(
-            &out,
-            "f16",
-            Uint8Array::from(embedding.to_f16_bytes().as_slice()),
-        );
-        set(
-            &out,
-            "shape",
-            serde_wasm_bindgen::to_value(&embedding.shape).map_err(err)?,
-        );
-        set(&out, "handle", hold(w, embedding));
+        let f16 = Uint8Array::from(embedding.to_f16_bytes().as_slice());
+        let windows = embedding.windows.len() as u32;
+        let shape = embedding.shape;
+        let handle = hold(w, embedding);
+        let out = to_reply(&Encoded {
+            handle,
+            encode_ms: job.encode_ms,
+            windows,
+            shape,
+        })?;
+        set(&out, F16_FIELD, f16);
         Ok(out.into())
     })
 }
@@ -242,37 +242,16 @@ pub fn restore_embedding(f16: &[u8], image_width: u32, image_height: u32) -> Res
     })
 }
 
-#[derive(Deserialize)]
-struct PromptsMessage {
-    /// `[x, y, positive]` in image pixels.
-    #[serde(default)]
-    points: Vec<(f64, f64, bool)>,
-    #[serde(default, rename = "box")]
-    box_image: Option<[f64; 4]>,
-    /// Refine the mask this handle's previous decode returned.
-    #[serde(default)]
-    refine: bool,
-    /// Keep this decode's low-res mask for the next `refine` (a hover preview sends false).
-    #[serde(default = "yes")]
-    remember: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl PromptsMessage {
-    /// The engine's prompts, in image pixels, refining `mask_input_low_res` if given.
-    fn prompts(&self, mask_input_low_res: Option<Vec<f32>>) -> Prompts {
-        Prompts {
-            points_image: self
-                .points
-                .iter()
-                .map(|&(x, y, positive)| ([x, y], positive))
-                .collect(),
-            box_image: self.box_image,
-            mask_input_low_res,
-        }
+/// The engine's prompts (image pixels) of a request, refining `mask_input_low_res` if given.
+fn prompts_of(request: &SegmentRequest, mask_input_low_res: Option<Vec<f32>>) -> Prompts {
+    Prompts {
+        points_image: request
+            .points
+            .iter()
+            .map(|&(x, y, positive)| ([x, y], positive))
+            .collect(),
+        box_image: request.box_image,
+        mask_input_low_res,
     }
 }
 
@@ -280,7 +259,8 @@ impl PromptsMessage {
 /// candidates' predicted IoU and stability.
 #[wasm_bindgen]
 pub fn decode_prompts(handle: u32, prompts_json: &str) -> Result<JsValue, JsError> {
-    let msg: PromptsMessage = serde_json::from_str(prompts_json).map_err(err)?;
+    let msg: SegmentRequest = serde_json::from_str(prompts_json)
+        .map_err(|e| JsError::new(&format!("bad prompts: {e}")))?;
     WORKER.with_borrow_mut(|w| {
         let Worker { engine, held, .. } = w;
         let engine = engine
@@ -299,7 +279,7 @@ pub fn decode_prompts(handle: u32, prompts_json: &str) -> Result<JsValue, JsErro
         } else {
             None
         };
-        let prompts = msg.prompts(refined);
+        let prompts = prompts_of(&msg, refined);
         let start = now_ms();
         let decoded = engine.decode(&held.embedding, &prompts).map_err(err)?;
         let best = &decoded.candidates[decoded.best];
@@ -309,35 +289,21 @@ pub fn decode_prompts(handle: u32, prompts_json: &str) -> Result<JsValue, JsErro
             held.last_low_res = Some(best.low_res_logits.clone());
         }
         let rle = Rle::from_mask(&mask);
-        let out = Object::new();
-        set(&out, "decode_ms", decode_ms);
-        set(&out, "best", decoded.best as u32);
-        set(&out, "iou", best.iou_prediction);
-        set(&out, "stability", best.stability);
-        set(
-            &out,
-            "ious",
-            Float32Array::from(
-                decoded
-                    .candidates
-                    .iter()
-                    .map(|c| c.iou_prediction)
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-            ),
-        );
-        set(&out, "area", rle.area() as f64);
-        set(
-            &out,
-            "bbox",
-            serde_wasm_bindgen::to_value(&rle.bbox()).map_err(err)?,
-        );
-        set(
-            &out,
-            "rle",
-            serde_wasm_bindgen::to_value(&rle.compress()).map_err(err)?,
-        );
-        Ok(out.into())
+        let reply = to_reply(&Segmented {
+            area: rle.area(),
+            bbox: rle.bbox(),
+            rle: rle.compress(),
+            iou: best.iou_prediction,
+            stability: best.stability,
+            best: decoded.best as u32,
+            ious: decoded
+                .candidates
+                .iter()
+                .map(|c| c.iou_prediction)
+                .collect(),
+            decode_ms,
+        })?;
+        Ok(reply.into())
     })
 }
 
@@ -360,7 +326,8 @@ fn precise_now_ms() -> f64 {
 /// time goes, for `bench/browser_sam.mjs --profile`.
 #[wasm_bindgen]
 pub fn profile_decode(handle: u32, prompts_json: &str, runs: u32) -> Result<JsValue, JsError> {
-    let msg: PromptsMessage = serde_json::from_str(prompts_json).map_err(err)?;
+    let msg: SegmentRequest = serde_json::from_str(prompts_json)
+        .map_err(|e| JsError::new(&format!("bad prompts: {e}")))?;
     WORKER.with_borrow(|w| {
         let engine = w
             .engine
@@ -371,7 +338,7 @@ pub fn profile_decode(handle: u32, prompts_json: &str, runs: u32) -> Result<JsVa
             .iter()
             .find(|h| h.handle == handle)
             .ok_or_else(|| JsError::new("that embedding is no longer in the worker"))?;
-        let prompts = msg.prompts(None);
+        let prompts = prompts_of(&msg, None);
         let rows = engine
             .profile_decode(&held.embedding, &prompts, runs as usize, &precise_now_ms)
             .map_err(err)?;

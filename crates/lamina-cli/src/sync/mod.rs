@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
-use lamina_core::model::{Instance, Ontology};
+use lamina_core::labels::{Instance, Ontology};
 use lamina_sync::endpoint::{S3Credentials, S3Location};
 use lamina_sync::{layout, Endpoint, SyncError};
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-use lamina_core::model::Ontology;
+use lamina_core::labels::Ontology;
 use lamina_core::model_manifest::sha256_hex;
 use lamina_sync::driver::Transport;
 use lamina_sync::{layout, HttpRequest, SyncError};

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use lamina_core::bundle::{Bundle, BundleProject};
-use lamina_core::model::{Asset, ClassDef, Ontology};
+use lamina_core::labels::{Asset, ClassDef, Ontology};
 use lamina_sync::batch::ImageLocation;
 use lamina_sync::driver;
 use lamina_sync::{Fragment, Ledger};

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use serde_json::json;
 
-use lamina_core::model::{Asset, Ontology};
+use lamina_core::labels::{Asset, Ontology};
 use lamina_sync::driver::{self, Transport};
 use lamina_sync::fragment::{refile, revision_of, AssetLabels, ImageInfo};
 use lamina_sync::{layout, Fragment, Ledger};

@@ -1,5 +1,6 @@
 //! Reading a model's `golden/` folder (onnxruntime's outputs, see models/fixtures/sam-tiny/README.md) for
 //! the parity tests of every committed model.
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, Headers, RequestInit, Response};
 
+use super::js_text;
+
 /// Long enough for a large fragment on a slow link; short enough that a hung server is noticed.
 const TIMEOUT_MS: u32 = 60_000;
 
@@ -20,11 +22,9 @@ impl Transport for Fetch {
         let window = web_sys::window().ok_or_else(|| offline("no window".into()))?;
         let init = RequestInit::new();
         init.set_method(request.method);
-        let headers = Headers::new().map_err(|e| offline(crate::import::js_text(e)))?;
+        let headers = Headers::new().map_err(|e| offline(js_text(e)))?;
         for (k, v) in &request.headers {
-            headers
-                .append(k, v)
-                .map_err(|e| offline(crate::import::js_text(e)))?;
+            headers.append(k, v).map_err(|e| offline(js_text(e)))?;
         }
         init.set_headers(&headers);
         if let Some(body) = &request.body {
@@ -41,7 +41,7 @@ impl Transport for Fetch {
             .map(|a| gloo_timers::callback::Timeout::new(TIMEOUT_MS, move || a.abort()));
         let answer = JsFuture::from(window.fetch_with_str_and_init(&request.url, &init)).await;
         let response: Response = answer
-            .map_err(|e| offline(crate::import::js_text(e)))?
+            .map_err(|e| offline(js_text(e)))?
             .dyn_into()
             .map_err(|_| offline("not a response".into()))?;
         let status = response.status();
@@ -49,8 +49,8 @@ impl Transport for Fetch {
             Ok(p) => JsFuture::from(p)
                 .await
                 .map(|b| Uint8Array::new(&b).to_vec())
-                .map_err(|e| offline(crate::import::js_text(e)))?,
-            Err(e) => return Err(offline(crate::import::js_text(e))),
+                .map_err(|e| offline(js_text(e)))?,
+            Err(e) => return Err(offline(js_text(e))),
         };
         drop(timer);
         Ok(HttpResponse { status, body })

@@ -17,15 +17,24 @@
 //! Each user action is one read-write transaction: it lands whole or not at all (a full quota aborts it
 //! and nothing is half-written).
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use idb::event::Event as _;
+use idb::request::Request as _;
 use idb::{
     Database, DatabaseEvent, Factory, IndexParams, KeyPath, ObjectStoreParams, Query,
     TransactionMode,
 };
 use lamina_core::edit::Edit;
-use lamina_core::model::{Asset, Instance, Project};
+use lamina_core::labels::{Asset, Instance, Project};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use web_sys::Blob;
+
+use crate::error::AppError;
+
+pub mod sync;
 
 pub const DB_NAME: &str = "lamina";
 /// Bump with a new step in [`migrate`] whenever stores or indexes change.
@@ -62,23 +71,13 @@ pub struct OutboxEntry {
     pub generation: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("the browser's storage for this site is full: free space (export and delete a project) and try again; nothing was saved")]
-    QuotaExceeded,
-    #[error("IndexedDB refused the change ({0}); nothing was saved")]
-    Idb(String),
-    #[error("stored data could not be read: {0}")]
-    Corrupt(String),
-}
-
-impl From<idb::Error> for StoreError {
+impl From<idb::Error> for AppError {
     fn from(e: idb::Error) -> Self {
         match &e {
             idb::Error::DomException(d) if d.name() == "QuotaExceededError" => {
-                StoreError::QuotaExceeded
+                AppError::StorageFull
             }
-            _ => StoreError::Idb(e.to_string()),
+            _ => AppError::Storage(e.to_string()),
         }
     }
 }
@@ -87,14 +86,14 @@ pub struct Store {
     pub(crate) db: Database,
 }
 
-pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, StoreError> {
+pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, AppError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
+        .map_err(|e| AppError::Corrupt(e.to_string()))
 }
 
-pub(crate) fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, StoreError> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+pub(crate) fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, AppError> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| AppError::Corrupt(e.to_string()))
 }
 
 /// Schema steps, run in order from the stored version up to [`SCHEMA_VERSION`].
@@ -139,18 +138,45 @@ fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
 }
 
 impl Store {
-    pub async fn open(name: &str) -> Result<Store, StoreError> {
+    /// Opens the database, upgrading it step by step. A step that fails aborts the whole upgrade: the
+    /// database stays at its old version with its data untouched, and the error says which step failed.
+    pub async fn open(name: &str) -> Result<Store, AppError> {
         let factory = Factory::new()?;
         let mut request = factory.open(name, Some(SCHEMA_VERSION))?;
-        request.on_upgrade_needed(|event| {
-            let result = event
-                .database()
-                .and_then(|db| migrate(&db, event.old_version().unwrap_or(0)));
+        let failed: Rc<RefCell<Option<String>>> = Rc::default();
+        let failed_in_upgrade = failed.clone();
+        request.on_upgrade_needed(move |event| {
+            let from = event.old_version().unwrap_or(0);
+            let result = event.database().and_then(|db| migrate(&db, from));
             if let Err(e) = result {
-                web_sys::console::error_1(&format!("schema migration failed: {e}").into());
+                *failed_in_upgrade.borrow_mut() = Some(format!(
+                    "upgrading its data from version {from} to {SCHEMA_VERSION} failed ({e}); \
+                     nothing was changed. Reload to try again, or use the browser the data was made with"
+                ));
+                if let Some(tx) = event.target().ok().and_then(|r| r.transaction()) {
+                    let _ = tx.abort();
+                }
             }
         });
-        Ok(Store { db: request.await? })
+        let opened = request.await;
+        if let Some(why) = failed.borrow_mut().take() {
+            return Err(AppError::StorageOpen(why));
+        }
+        Ok(Store {
+            db: opened.map_err(|e| AppError::StorageOpen(e.to_string()))?,
+        })
+    }
+
+    /// The schema version the database is at.
+    pub fn version(&self) -> Result<u32, AppError> {
+        Ok(self.db.version()?)
+    }
+
+    /// The names of the database's object stores, sorted.
+    pub fn store_names(&self) -> Vec<String> {
+        let mut names = self.db.store_names();
+        names.sort();
+        names
     }
 
     /// Asks the browser not to evict our data under storage pressure; the answer is the browser's.
@@ -170,8 +196,8 @@ impl Store {
     pub(crate) async fn write(
         &self,
         stores: &[&str],
-        fill: impl FnOnce(&idb::Transaction) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+        fill: impl FnOnce(&idb::Transaction) -> Result<(), AppError>,
+    ) -> Result<(), AppError> {
         let tx = self.db.transaction(stores, TransactionMode::ReadWrite)?;
         // A second handle on the same transaction, to read why it aborted after the future consumed it.
         let probe = tx.object_store(stores[0])?.transaction();
@@ -182,9 +208,9 @@ impl Store {
         match tx.await {
             Ok(r) if r.is_committed() => Ok(()),
             Ok(_) => Err(match probe.error() {
-                Some(d) if d.name() == "QuotaExceededError" => StoreError::QuotaExceeded,
-                Some(d) => StoreError::Idb(format!("{}: {}", d.name(), d.message())),
-                None => StoreError::Idb("the transaction was aborted".into()),
+                Some(d) if d.name() == "QuotaExceededError" => AppError::StorageFull,
+                Some(d) => AppError::Storage(format!("{}: {}", d.name(), d.message())),
+                None => AppError::Storage("the transaction was aborted".into()),
             }),
             Err(e) => Err(e.into()),
         }
@@ -194,7 +220,7 @@ impl Store {
         &self,
         store: &str,
         index: Option<(&str, &str)>,
-    ) -> Result<Vec<T>, StoreError> {
+    ) -> Result<Vec<T>, AppError> {
         let tx = self.db.transaction(&[store], TransactionMode::ReadOnly)?;
         let os = tx.object_store(store)?;
         let values = match index {
@@ -208,13 +234,13 @@ impl Store {
         values.into_iter().map(from_js).collect()
     }
 
-    pub async fn projects(&self) -> Result<Vec<Project>, StoreError> {
+    pub async fn projects(&self) -> Result<Vec<Project>, AppError> {
         let mut projects: Vec<Project> = self.get_all(PROJECTS, None).await?;
         projects.sort_by(|a, b| a.created.cmp(&b.created));
         Ok(projects)
     }
 
-    pub async fn put_project(&self, project: &Project) -> Result<(), StoreError> {
+    pub async fn put_project(&self, project: &Project) -> Result<(), AppError> {
         let value = to_js(project)?;
         self.write(&[PROJECTS], |tx| {
             tx.object_store(PROJECTS)?.put(&value, None)?;
@@ -223,7 +249,7 @@ impl Store {
         .await
     }
 
-    pub async fn assets(&self, project_id: &str) -> Result<Vec<AssetRecord>, StoreError> {
+    pub async fn assets(&self, project_id: &str) -> Result<Vec<AssetRecord>, AppError> {
         let mut records: Vec<AssetRecord> =
             self.get_all(ASSETS, Some(("project", project_id))).await?;
         records.sort_by_key(|r| r.position);
@@ -231,7 +257,7 @@ impl Store {
     }
 
     /// Stores an asset with its image in one transaction: an image is either fully imported or absent.
-    pub async fn add_asset(&self, record: &AssetRecord, blob: &Blob) -> Result<(), StoreError> {
+    pub async fn add_asset(&self, record: &AssetRecord, blob: &Blob) -> Result<(), AppError> {
         let value = to_js(record)?;
         let key = JsValue::from_str(&record.asset.id);
         self.write(&[ASSETS, BLOBS], |tx| {
@@ -242,7 +268,7 @@ impl Store {
         .await
     }
 
-    pub async fn put_asset(&self, record: &AssetRecord) -> Result<(), StoreError> {
+    pub async fn put_asset(&self, record: &AssetRecord) -> Result<(), AppError> {
         let value = to_js(record)?;
         let key = JsValue::from_str(&record.asset.id);
         self.write(&[ASSETS], |tx| {
@@ -252,7 +278,7 @@ impl Store {
         .await
     }
 
-    pub async fn blob(&self, asset_id: &str) -> Result<Option<Blob>, StoreError> {
+    pub async fn blob(&self, asset_id: &str) -> Result<Option<Blob>, AppError> {
         let tx = self.db.transaction(&[BLOBS], TransactionMode::ReadOnly)?;
         let value = tx
             .object_store(BLOBS)?
@@ -261,7 +287,7 @@ impl Store {
         Ok(value.and_then(|v| wasm_bindgen::JsCast::dyn_into::<Blob>(v).ok()))
     }
 
-    pub async fn instances(&self, asset_id: &str) -> Result<Vec<Instance>, StoreError> {
+    pub async fn instances(&self, asset_id: &str) -> Result<Vec<Instance>, AppError> {
         let mut list: Vec<Instance> = self.get_all(INSTANCES, Some(("asset", asset_id))).await?;
         // Drawing order: oldest at the bottom, as the user made them.
         list.sort_by(|a, b| {
@@ -280,7 +306,7 @@ impl Store {
         record: &AssetRecord,
         edit: &Edit,
         outbox: Option<&OutboxEntry>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), AppError> {
         let outbox_value = outbox.map(to_js).transpose()?;
         let asset_value = to_js(record)?;
         let asset_key = JsValue::from_str(&record.asset.id);
@@ -308,7 +334,7 @@ impl Store {
         .await
     }
 
-    pub async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+    pub async fn setting(&self, name: &str) -> Result<Option<String>, AppError> {
         let tx = self
             .db
             .transaction(&[SETTINGS], TransactionMode::ReadOnly)?;
@@ -319,7 +345,7 @@ impl Store {
         Ok(value.and_then(|v| v.as_string()))
     }
 
-    pub async fn put_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
+    pub async fn put_setting(&self, name: &str, value: &str) -> Result<(), AppError> {
         let (k, v) = (JsValue::from_str(name), JsValue::from_str(value));
         self.write(&[SETTINGS], |tx| {
             tx.object_store(SETTINGS)?.put(&v, Some(&k))?;
@@ -333,12 +359,12 @@ impl Store {
         &self,
         store: &str,
         key: &str,
-    ) -> Result<Option<JsValue>, StoreError> {
+    ) -> Result<Option<JsValue>, AppError> {
         let tx = self.db.transaction(&[store], TransactionMode::ReadOnly)?;
         Ok(tx.object_store(store)?.get(JsValue::from_str(key))?.await?)
     }
 
-    async fn put_value(&self, store: &str, key: &str, value: &JsValue) -> Result<(), StoreError> {
+    async fn put_value(&self, store: &str, key: &str, value: &JsValue) -> Result<(), AppError> {
         let k = JsValue::from_str(key);
         self.write(&[store], |tx| {
             tx.object_store(store)?.put(value, Some(&k))?;
@@ -347,10 +373,7 @@ impl Store {
         .await
     }
 
-    pub async fn model_file(
-        &self,
-        sha256: &str,
-    ) -> Result<Option<js_sys::ArrayBuffer>, StoreError> {
+    pub async fn model_file(&self, sha256: &str) -> Result<Option<js_sys::ArrayBuffer>, AppError> {
         Ok(self
             .get_value(MODEL_FILES, sha256)
             .await?
@@ -361,22 +384,18 @@ impl Store {
         &self,
         sha256: &str,
         bytes: &js_sys::ArrayBuffer,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), AppError> {
         self.put_value(MODEL_FILES, sha256, bytes).await
     }
 
-    pub async fn embedding(&self, key: &str) -> Result<Option<js_sys::Uint8Array>, StoreError> {
+    pub async fn embedding(&self, key: &str) -> Result<Option<js_sys::Uint8Array>, AppError> {
         Ok(self
             .get_value(EMBEDDINGS, key)
             .await?
             .and_then(|v| wasm_bindgen::JsCast::dyn_into(v).ok()))
     }
 
-    pub async fn put_embedding(
-        &self,
-        key: &str,
-        f16: &js_sys::Uint8Array,
-    ) -> Result<(), StoreError> {
+    pub async fn put_embedding(&self, key: &str, f16: &js_sys::Uint8Array) -> Result<(), AppError> {
         self.put_value(EMBEDDINGS, key, f16).await
     }
 
@@ -385,7 +404,25 @@ impl Store {
     }
 }
 
-pub async fn delete_database(name: &str) -> Result<(), StoreError> {
+pub async fn delete_database(name: &str) -> Result<(), AppError> {
     Factory::new()?.delete(name)?.await?;
     Ok(())
+}
+
+thread_local! {
+    static SHARED: std::cell::OnceCell<Rc<Store>> = const { std::cell::OnceCell::new() };
+}
+
+/// The store the app opened at boot ([`set_shared`]).
+pub fn shared() -> Result<Rc<Store>, AppError> {
+    SHARED
+        .with(|s| s.get().cloned())
+        .ok_or_else(|| AppError::StorageOpen("the storage is not open yet".into()))
+}
+
+/// Makes `store` the one [`shared`] returns (once, at boot).
+pub fn set_shared(store: Rc<Store>) {
+    SHARED.with(|s| {
+        let _ = s.set(store);
+    });
 }

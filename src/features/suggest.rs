@@ -7,104 +7,43 @@
 //! position meanwhile, so a fast mouse costs one decode per answer, never a queue.
 
 use lamina_core::edit::add_suggestion;
-use lamina_core::mask::Mask;
 use lamina_core::rle::Rle;
 use lamina_core::suggest::{SegmentRequest, SuggestSession};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::model::{EmbeddingStatus, ModelStatus};
+use crate::editing::{commit, new_instance};
+use crate::error::AppError;
+use crate::state::model::{EmbeddingStatus, ModelStatus};
+use crate::state::suggest::Suggestion;
 use crate::state::AppState;
-use crate::worker_client::{self, CANCELLED};
-
-/// The mask shown for the current prompts (or under the cursor).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Suggestion {
-    pub mask_image: Mask,
-    /// The model's predicted IoU.
-    pub iou: f64,
-}
-
-/// Latency as the user sees it: pointer event to mask drawn. `seq` counts answers shown.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct SuggestTiming {
-    pub seq: u64,
-    pub last_ms: f64,
-    /// `performance.now()` when the last mask was drawn.
-    pub drawn_at_ms: f64,
-    pub decode_ms: f64,
-}
-
-#[derive(Clone, Copy)]
-pub struct SuggestState {
-    pub session: RwSignal<SuggestSession>,
-    /// The working mask of the session.
-    pub working: RwSignal<Option<Suggestion>>,
-    /// The hover preview (only while the session is empty).
-    pub preview: RwSignal<Option<Suggestion>>,
-    /// A click accepts its mask at once.
-    pub quick_commit: RwSignal<bool>,
-    pub timing: RwSignal<SuggestTiming>,
-    /// Set by the labeler once the mask is on the canvas, with the pointer event's time stamp.
-    pub drawn_for: StoredValue<Option<f64>>,
-    rev: StoredValue<u64>,
-    hover_busy: StoredValue<bool>,
-    hover_next: StoredValue<Option<([f64; 2], f64)>>,
-    hover_last_pixel: StoredValue<Option<(i64, i64)>>,
-}
-
-impl SuggestState {
-    pub fn new() -> Self {
-        SuggestState {
-            session: RwSignal::new(SuggestSession::default()),
-            working: RwSignal::new(None),
-            preview: RwSignal::new(None),
-            quick_commit: RwSignal::new(false),
-            timing: RwSignal::new(SuggestTiming::default()),
-            drawn_for: StoredValue::new(None),
-            rev: StoredValue::new(0),
-            hover_busy: StoredValue::new(false),
-            hover_next: StoredValue::new(None),
-            hover_last_pixel: StoredValue::new(None),
-        }
-    }
-
-    fn bump(&self) -> u64 {
-        self.rev.update_value(|r| *r += 1);
-        self.rev.get_value()
-    }
-
-    pub fn is_editing(&self) -> bool {
-        !self.session.with_untracked(SuggestSession::is_empty)
-    }
-}
-
-impl Default for SuggestState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+use crate::worker_client;
 
 /// The embedding handle of the current image, or why suggestions are not available yet.
-fn ready_handle(state: &AppState) -> Result<u32, String> {
+/// (Not an error: the tool shows it as information, since it passes once the model or image is ready.)
+fn ready_handle(state: &AppState) -> Result<u32, AppError> {
     let asset = state.current_record_now().map(|r| r.asset.id);
     match state.model.get_untracked() {
         ModelStatus::Ready(_) => {}
         ModelStatus::Failed(e) => {
-            return Err(format!(
+            return Err(AppError::invalid(format!(
                 "no segment model ({e}); the manual tools keep working"
-            ))
+            )))
         }
         ModelStatus::None | ModelStatus::Loading(_) => {
-            return Err("the segment model is still loading".into())
+            return Err(AppError::invalid("the segment model is still loading"))
         }
     }
     match state.embedding.get_untracked() {
         EmbeddingStatus::Ready {
             asset_id, handle, ..
         } if Some(&asset_id) == asset.as_ref() => Ok(handle),
-        EmbeddingStatus::Failed(e) => Err(format!("this image could not be encoded: {e}")),
-        _ => Err("the image is still being encoded for suggestions".into()),
+        EmbeddingStatus::Failed(e) => Err(AppError::invalid(format!(
+            "this image could not be encoded: {e}"
+        ))),
+        _ => Err(AppError::invalid(
+            "the image is still being encoded for suggestions",
+        )),
     }
 }
 
@@ -132,20 +71,19 @@ async fn decode(
     let stale = state.suggest.rev.get_value() != rev
         || state.current_record_now().map(|r| r.asset.id) != asset;
     match result {
-        Err(e) if e == CANCELLED => {}
         Err(e) => {
             if !stale {
-                state.error(format!("suggestion failed: {e}"));
+                state.fail("Suggestion failed", &e);
             }
         }
         Ok(_) if stale => {}
-        Ok(seg) => match Rle::decompress(&seg.mask) {
+        Ok(seg) => match Rle::decompress(&seg.rle) {
             Ok(rle) => {
                 state.suggest.drawn_for.set_value(Some(event_ms));
                 state.suggest.timing.update(|t| t.decode_ms = seg.decode_ms);
                 show(Suggestion {
                     mask_image: rle.to_mask(),
-                    iou: seg.iou,
+                    iou: f64::from(seg.iou),
                 });
             }
             Err(e) => state.error(format!("the worker sent a damaged mask: {e}")),
@@ -229,7 +167,7 @@ fn run_session(state: AppState, handle: u32, event_ms: f64, accept_after: bool) 
 pub fn click(state: AppState, p_image: [f64; 2], positive: bool, event_ms: f64) {
     let handle = match ready_handle(&state) {
         Ok(h) => h,
-        Err(e) => return state.info(e),
+        Err(e) => return state.info(e.to_string()),
     };
     let first = !state.suggest.is_editing();
     state
@@ -244,7 +182,7 @@ pub fn click(state: AppState, p_image: [f64; 2], positive: bool, event_ms: f64) 
 pub fn drag_box(state: AppState, a_image: [f64; 2], b_image: [f64; 2], event_ms: f64) {
     let handle = match ready_handle(&state) {
         Ok(h) => h,
-        Err(e) => return state.info(e),
+        Err(e) => return state.info(e.to_string()),
     };
     state
         .suggest
@@ -257,7 +195,7 @@ pub fn drag_box(state: AppState, a_image: [f64; 2], b_image: [f64; 2], event_ms:
 pub fn undo(state: AppState, event_ms: f64) {
     let s = state.suggest;
     if !s.is_editing() {
-        return spawn_local(state.undo());
+        return spawn_local(crate::editing::undo(state));
     }
     s.session.update(|session| {
         session.undo();
@@ -283,7 +221,8 @@ pub fn accept(state: AppState) {
         ModelStatus::Ready(m) => Some(m.id),
         _ => None,
     };
-    let Some(inst) = state.new_instance(
+    let Some(inst) = new_instance(
+        state,
         &working.mask_image,
         session.tool(),
         session.prompts(),
@@ -295,7 +234,7 @@ pub fn accept(state: AppState) {
     cancel(state);
     match add_suggestion(&state.instances.get_untracked(), inst) {
         Ok(Some(edit)) => spawn_local(async move {
-            state.commit(edit).await;
+            commit(state, edit).await;
             state.selected.set(Some(id));
         }),
         Ok(None) => state.info("that suggestion lies entirely on existing labels; nothing added"),

@@ -2,13 +2,14 @@
 //! Every change that must stay consistent with the labels is one transaction with them.
 
 use idb::{Query, TransactionMode};
-use lamina_core::model::Instance;
+use lamina_core::labels::Instance;
 use lamina_sync::{Endpoint, Ledger, RemoteEntry};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
+use crate::error::AppError;
 use crate::store::{
-    from_js, to_js, AssetRecord, OutboxEntry, Store, StoreError, OUTBOX, SYNC_ASSETS, SYNC_BATCHES,
+    from_js, to_js, AssetRecord, OutboxEntry, Store, OUTBOX, SYNC_ASSETS, SYNC_BATCHES,
 };
 
 const INSTANCES: &str = "instances";
@@ -74,14 +75,14 @@ pub struct Pushed {
 }
 
 impl Store {
-    pub async fn sync_batch(&self, project_id: &str) -> Result<Option<BatchLink>, StoreError> {
+    pub async fn sync_batch(&self, project_id: &str) -> Result<Option<BatchLink>, AppError> {
         self.get_value(SYNC_BATCHES, project_id)
             .await?
             .map(from_js)
             .transpose()
     }
 
-    pub async fn put_sync_batch(&self, link: &BatchLink) -> Result<(), StoreError> {
+    pub async fn put_sync_batch(&self, link: &BatchLink) -> Result<(), AppError> {
         let value = to_js(&link.for_storage())?;
         let key = JsValue::from_str(&link.project_id);
         self.write(&[SYNC_BATCHES], |tx| {
@@ -91,13 +92,13 @@ impl Store {
         .await
     }
 
-    pub async fn outbox(&self, project_id: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+    pub async fn outbox(&self, project_id: &str) -> Result<Vec<OutboxEntry>, AppError> {
         self.get_all(OUTBOX, Some(("project", project_id))).await
     }
 
     pub async fn sync_records(
         &self,
-    ) -> Result<std::collections::HashMap<String, SyncRecord>, StoreError> {
+    ) -> Result<std::collections::HashMap<String, SyncRecord>, AppError> {
         let tx = self
             .db
             .transaction(&[SYNC_ASSETS], TransactionMode::ReadOnly)?;
@@ -111,11 +112,11 @@ impl Store {
     }
 
     /// Writes several asset records at once (a pulled batch's new images).
-    pub async fn put_assets(&self, records: &[AssetRecord]) -> Result<(), StoreError> {
+    pub async fn put_assets(&self, records: &[AssetRecord]) -> Result<(), AppError> {
         let values = records
             .iter()
             .map(|r| Ok((JsValue::from_str(&r.asset.id), to_js(r)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+            .collect::<Result<Vec<_>, AppError>>()?;
         self.write(&[ASSETS], |tx| {
             let assets = tx.object_store(ASSETS)?;
             for (k, v) in &values {
@@ -128,7 +129,7 @@ impl Store {
 
     /// After a push landed: drops each image's outbox entry unless it changed meanwhile, records the
     /// pushed revision as its base, and saves what the device now knows of the server. One transaction.
-    pub async fn finish_push(&self, link: &BatchLink, pushed: &[Pushed]) -> Result<(), StoreError> {
+    pub async fn finish_push(&self, link: &BatchLink, pushed: &[Pushed]) -> Result<(), AppError> {
         let link_value = to_js(&link.for_storage())?;
         let tx = self.db.transaction(
             &[OUTBOX, SYNC_ASSETS, SYNC_BATCHES],
@@ -165,7 +166,7 @@ impl Store {
         record: &AssetRecord,
         instances: &[Instance],
         revision: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, AppError> {
         let key = JsValue::from_str(&record.asset.id);
         let tx = self.db.transaction(
             &[INSTANCES, ASSETS, OUTBOX, SYNC_ASSETS],
@@ -194,7 +195,7 @@ impl Store {
         &self,
         asset_id: &str,
         conflict: Option<Conflict>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), AppError> {
         let key = JsValue::from_str(asset_id);
         let tx = self
             .db
@@ -217,7 +218,7 @@ impl Store {
         replacement: Option<&[Instance]>,
         parents: Vec<String>,
         outbox: &OutboxEntry,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), AppError> {
         let key = JsValue::from_str(&record.asset.id);
         let tx = self.db.transaction(
             &[INSTANCES, ASSETS, OUTBOX, SYNC_ASSETS],
@@ -248,7 +249,7 @@ async fn replace_instances(
     tx: &idb::Transaction,
     asset_id: &str,
     instances: &[Instance],
-) -> Result<(), StoreError> {
+) -> Result<(), AppError> {
     let store = tx.object_store(INSTANCES)?;
     let old = store
         .index("asset")?
@@ -263,10 +264,10 @@ async fn replace_instances(
     Ok(())
 }
 
-async fn commit(tx: idb::Transaction) -> Result<(), StoreError> {
+async fn commit(tx: idb::Transaction) -> Result<(), AppError> {
     match tx.commit()?.await {
         Ok(r) if r.is_committed() => Ok(()),
-        Ok(_) => Err(StoreError::Idb("the transaction was aborted".into())),
+        Ok(_) => Err(AppError::Storage("the transaction was aborted".into())),
         Err(e) => Err(e.into()),
     }
 }

@@ -6,109 +6,36 @@ use std::collections::HashMap;
 
 use js_sys::{ArrayBuffer, Uint8Array};
 use lamina_core::model_manifest::ModelManifest;
+use lamina_core::worker_protocol::ModelLoaded;
 use leptos::prelude::*;
-use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{File, Response};
+use wasm_bindgen::JsValue;
+use web_sys::File;
 
-use crate::import::{js_text, resolve_url};
-use crate::state::{store, AppState};
+use crate::browser::fetch::{fetch_text, fetch_with_progress};
+use crate::browser::files::{array_buffer, read_text};
+use crate::browser::{page_url, resolve_url};
+use crate::error::AppError;
+use crate::state::model::{EmbeddingStatus, LoadedModelInfo, ModelStatus};
+use crate::state::AppState;
+use crate::store;
 use crate::store::AssetRecord;
-use crate::worker_client::{self, LoadedModel, ModelFiles};
+use crate::worker_client::{self, ModelFiles};
 
 /// The model served with the app (see scripts/build-web).
 pub const DEFAULT_MODEL_URL: &str = "models/default/manifest.json";
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum ModelStatus {
-    None,
-    Loading(String),
-    Ready(LoadedModelInfo),
-    Failed(String),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct LoadedModelInfo {
-    pub key: String,
-    pub id: String,
-    pub source: String,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum EmbeddingStatus {
-    None,
-    /// The asset being encoded.
-    Encoding(String),
-    /// `cached`: restored without running the encoder.
-    Ready {
-        asset_id: String,
-        handle: u32,
-        cached: bool,
-        encode_ms: f64,
-    },
-    Failed(String),
-}
-
-/// Fetches a file, reporting progress as `(received, total)` bytes.
-async fn fetch_with_progress(
-    url: &str,
-    progress: impl Fn(f64, Option<f64>),
-) -> Result<ArrayBuffer, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let response: Response = JsFuture::from(window.fetch_with_str(url))
-        .await
-        .map_err(|e| format!("could not fetch {url}: {}", js_text(e)))?
-        .unchecked_into();
-    if !response.ok() {
-        return Err(format!("{url} answered HTTP {}", response.status()));
-    }
-    let total = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<f64>().ok());
-    let Some(body) = response.body() else {
-        return Err(format!("{url} sent no body"));
-    };
-    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut chunks: Vec<Uint8Array> = Vec::new();
-    let mut received = 0.0;
-    loop {
-        let step = JsFuture::from(reader.read()).await.map_err(js_text)?;
-        if js_sys::Reflect::get(&step, &"done".into())
-            .map(|d| d.is_truthy())
-            .unwrap_or(true)
-        {
-            break;
-        }
-        let chunk: Uint8Array = js_sys::Reflect::get(&step, &"value".into())
-            .map_err(js_text)?
-            .unchecked_into();
-        received += f64::from(chunk.length());
-        progress(received, total);
-        chunks.push(chunk);
-    }
-    let out = Uint8Array::new_with_length(received as u32);
-    let mut offset = 0;
-    for c in chunks {
-        out.set(&c, offset);
-        offset += c.length();
-    }
-    Ok(out.buffer())
-}
 
 fn mb(bytes: f64) -> String {
     format!("{:.1} MB", bytes / 1e6)
 }
 
 /// A model file from the cache, else from `fetch`, checked against the manifest's sha256 either way.
-async fn model_file<F, Fut>(name: &str, sha256: &str, fetch: F) -> Result<ArrayBuffer, String>
+async fn model_file<F, Fut>(name: &str, sha256: &str, fetch: F) -> Result<ArrayBuffer, AppError>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<ArrayBuffer, String>>,
+    Fut: std::future::Future<Output = Result<ArrayBuffer, AppError>>,
 {
-    let store = store().map_err(|e| e.to_string())?;
+    let store = store::shared()?;
+    // A cache that cannot be read or holds other bytes costs a download, nothing more.
     if let Ok(Some(cached)) = store.model_file(sha256).await {
         if ModelManifest::verify(name, sha256, &Uint8Array::new(&cached).to_vec()).is_ok() {
             return Ok(cached);
@@ -116,8 +43,9 @@ where
     }
     let bytes = fetch().await?;
     ModelManifest::verify(name, sha256, &Uint8Array::new(&bytes).to_vec())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| AppError::invalid(e.to_string()))?;
     if let Err(e) = store.put_model_file(sha256, &bytes).await {
+        // Not caching only costs a download next time; the model loads all the same.
         web_sys::console::warn_1(&format!("model file not cached: {e}").into());
     }
     Ok(bytes)
@@ -149,7 +77,10 @@ async fn load_into_worker(
 ) {
     let mut buffers = buffers.into_iter();
     let (Some(encoder), Some(decoder)) = (buffers.next(), buffers.next()) else {
-        return fail(state, "the model's files were not all read".into());
+        return fail(
+            state,
+            AppError::invalid("the model's files were not all read"),
+        );
     };
     let files = ModelFiles {
         encoder,
@@ -160,7 +91,7 @@ async fn load_into_worker(
         .model
         .set(ModelStatus::Loading("preparing the model".into()));
     match worker_client::load_model(&manifest_text, &files).await {
-        Ok(LoadedModel { key, id, .. }) => {
+        Ok(ModelLoaded { key, id, .. }) => {
             state
                 .model
                 .set(ModelStatus::Ready(LoadedModelInfo { key, id, source }));
@@ -173,8 +104,8 @@ async fn load_into_worker(
     }
 }
 
-fn fail(state: AppState, e: String) {
-    state.model.set(ModelStatus::Failed(e.clone()));
+fn fail(state: AppState, e: AppError) {
+    state.model.set(ModelStatus::Failed(e.to_string()));
     state.error(format!(
         "Model not loaded: {e}. The manual tools keep working."
     ));
@@ -182,9 +113,7 @@ fn fail(state: AppState, e: String) {
 
 /// Loads a model from the URL of its manifest (or of the folder holding `manifest.json`).
 pub async fn load_from_url(state: AppState, url: String) {
-    let page = web_sys::window()
-        .and_then(|w| w.location().href().ok())
-        .unwrap_or_default();
+    let page = page_url();
     let url = if url.ends_with(".json") {
         url
     } else {
@@ -194,13 +123,13 @@ pub async fn load_from_url(state: AppState, url: String) {
     state
         .model
         .set(ModelStatus::Loading("fetching the manifest".into()));
-    let manifest_text = match crate::import::fetch_text(&manifest_url).await {
+    let manifest_text = match fetch_text(&manifest_url).await {
         Ok(t) => t,
         Err(e) => return fail(state, e),
     };
     let manifest = match ModelManifest::parse(&manifest_text) {
         Ok(m) => m,
-        Err(e) => return fail(state, e.to_string()),
+        Err(e) => return fail(state, AppError::invalid(e.to_string())),
     };
     let mut files = Vec::new();
     for (name, sha) in files_of(&manifest) {
@@ -222,8 +151,11 @@ pub async fn load_from_url(state: AppState, url: String) {
             Err(e) => return fail(state, e),
         }
     }
-    if let Ok(s) = store() {
-        let _ = s.put_setting("model_url", &url).await;
+    // Remembering the model is a convenience: the next start loads the default if it was not written.
+    if let Ok(s) = store::shared() {
+        if let Err(e) = s.put_setting("model_url", &url).await {
+            web_sys::console::warn_1(&format!("model URL not remembered: {e}").into());
+        }
     }
     load_into_worker(state, manifest_text, files, manifest_url).await;
 }
@@ -235,28 +167,31 @@ pub async fn load_from_files(state: AppState, files: Vec<File>) {
     let Some(manifest_file) = read("manifest.json") else {
         return fail(
             state,
-            "pick the model's manifest.json together with its .onnx files".into(),
+            AppError::invalid("pick the model's manifest.json together with its .onnx files"),
         );
     };
-    let manifest_text = match JsFuture::from(manifest_file.text()).await {
-        Ok(t) => t.as_string().unwrap_or_default(),
-        Err(e) => return fail(state, js_text(e)),
+    let manifest_text = match read_text(&manifest_file).await {
+        Ok(t) => t,
+        Err(e) => return fail(state, e),
     };
     let manifest = match ModelManifest::parse(&manifest_text) {
         Ok(m) => m,
-        Err(e) => return fail(state, e.to_string()),
+        Err(e) => return fail(state, AppError::invalid(e.to_string())),
     };
     let mut buffers = Vec::new();
     for (name, sha) in files_of(&manifest) {
         let Some(file) = read(&name) else {
-            return fail(state, format!("{name} was not among the picked files"));
+            return fail(
+                state,
+                AppError::invalid(format!("{name} was not among the picked files")),
+            );
         };
-        let result = model_file(&name, &sha, || async move {
-            JsFuture::from(file.array_buffer())
-                .await
-                .map(|b| b.unchecked_into())
-                .map_err(js_text)
-        })
+        let label = name.clone();
+        let result = model_file(
+            &name,
+            &sha,
+            || async move { array_buffer(&file, &label).await },
+        )
         .await;
         match result {
             Ok(b) => buffers.push(b),
@@ -268,9 +203,15 @@ pub async fn load_from_files(state: AppState, files: Vec<File>) {
 
 /// At start: the model last used, else the default served with the app.
 pub async fn load_initial(state: AppState) {
-    let last = match store() {
-        Ok(s) => s.setting("model_url").await.ok().flatten(),
-        Err(_) => None,
+    let last = match async { store::shared()?.setting("model_url").await }.await {
+        Ok(last) => last,
+        Err(e) => {
+            state.fail(
+                "The last model used could not be read; loading the default",
+                &e,
+            );
+            None
+        }
     };
     load_from_url(state, last.unwrap_or_else(|| DEFAULT_MODEL_URL.into())).await;
 }
@@ -284,7 +225,7 @@ async fn embed(
     state: AppState,
     record: &AssetRecord,
     model_key: &str,
-) -> Result<(u32, bool, f64), String> {
+) -> Result<(u32, bool, f64), AppError> {
     let key = cache_key(model_key, record);
     // The background pre-encode of this image may still be running: wait for it rather than encode twice.
     while state.in_flight.with_value(|f| f.contains(&key)) {
@@ -307,10 +248,10 @@ async fn embed_uncached(
     state: AppState,
     record: &AssetRecord,
     key: &str,
-) -> Result<(u32, bool, f64), String> {
+) -> Result<(u32, bool, f64), AppError> {
     let key = key.to_owned();
-    let store = store().map_err(|e| e.to_string())?;
-    let restored = match store.embedding(&key).await.map_err(|e| e.to_string())? {
+    let store = store::shared()?;
+    let restored = match store.embedding(&key).await? {
         Some(f16) => {
             match worker_client::restore(&f16, record.asset.width, record.asset.height).await {
                 Ok(handle) => Some(handle),
@@ -327,21 +268,16 @@ async fn embed_uncached(
     let (handle, cached, ms) = match restored {
         Some(handle) => (handle, true, 0.0),
         None => {
-            let blob = store
-                .blob(&record.asset.id)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or("the image is missing")?;
-            let bytes: ArrayBuffer = JsFuture::from(blob.array_buffer())
-                .await
-                .map_err(js_text)?
-                .unchecked_into();
+            let blob = store.blob(&record.asset.id).await?.ok_or_else(|| {
+                AppError::Corrupt(format!("the image of {} is missing", record.asset.name))
+            })?;
+            let bytes = array_buffer(&blob, &record.asset.name).await?;
             let encoded = worker_client::encode(bytes).await?;
             // A full disk only costs a re-encode next time.
             if let Err(e) = store.put_embedding(&key, &encoded.f16).await {
                 web_sys::console::warn_1(&format!("embedding not cached: {e}").into());
             }
-            (encoded.handle, false, encoded.encode_ms)
+            (encoded.encoded.handle, false, encoded.encoded.encode_ms)
         }
     };
     state.handles.update_value(|h| {
@@ -384,7 +320,7 @@ pub async fn ensure_embeddings(state: AppState) {
                     cached,
                     encode_ms,
                 },
-                Err(e) => EmbeddingStatus::Failed(e),
+                Err(e) => EmbeddingStatus::Failed(e.to_string()),
             });
         }
     }
@@ -392,6 +328,7 @@ pub async fn ensure_embeddings(state: AppState) {
         .assets
         .with_untracked(|a| a.get(state.current.get_untracked() + 1).cloned());
     if let Some(next) = next {
+        // A failed pre-encode is tried again, and shown, when that image is opened.
         if let Err(e) = embed(state, &next, &model.key).await {
             web_sys::console::warn_1(&JsValue::from_str(&format!(
                 "pre-encoding {} failed: {e}",

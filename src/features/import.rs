@@ -4,23 +4,26 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use js_sys::{ArrayBuffer, Promise};
 use lamina_core::bundle::{parse_bundle, Bundle};
 use lamina_core::edit::Edit;
-use lamina_core::manifest::parse_manifest;
-use lamina_core::model::{Asset, LabelStatus, Project};
+use lamina_core::image_list::parse_manifest;
+use lamina_core::labels::{Asset, LabelStatus, Project};
+use lamina_core::view::is_image_file_name;
 use leptos::prelude::*;
 use serde_json::Value;
-use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    Blob, BlobPropertyBag, File, FileSystemDirectoryEntry, FileSystemEntry, FileSystemFileEntry,
-    Response,
-};
+use web_sys::{Blob, File, FileSystemDirectoryEntry, FileSystemEntry, FileSystemFileEntry};
 
-use crate::state::{new_id, store, AppState};
-use crate::store::{AssetRecord, StoreError};
+use crate::browser::fetch::{fetch_blob, fetch_text};
+use crate::browser::files::{array_buffer, entry_file, read_directory};
+use crate::browser::{new_id, page_url, resolve_url};
+use crate::editing;
+use crate::editing::push::schedule_push;
+use crate::error::AppError;
+use crate::features::navigate;
+use crate::state::AppState;
+use crate::store;
+use crate::store::AssetRecord;
 use crate::worker_client::decode_image;
 
 /// Where an image comes from, and what we know about it before decoding.
@@ -61,64 +64,37 @@ impl Report {
     }
 }
 
-async fn promise<T: JsCast>(p: Promise) -> Result<T, String> {
-    JsFuture::from(p)
-        .await
-        .map_err(js_text)?
-        .dyn_into::<T>()
-        .map_err(|_| "unexpected value from the browser".into())
-}
-
-pub fn js_text(e: JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| e.as_string())
-        .unwrap_or_else(|| format!("{e:?}"))
-}
-
-/// The blob to display and store for a decoded image: the worker's PNG when it converted (TIFF), else
-/// the original bytes.
-pub fn blob_of(
-    decoded: &crate::worker_client::DecodedImage,
-    original: &js_sys::Uint8Array,
-) -> Result<Blob, String> {
-    let parts = js_sys::Array::of1(decoded.display.as_ref().unwrap_or(original));
-    let options = BlobPropertyBag::new();
-    options.set_type(&decoded.mime);
-    Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(js_text)
-}
-
 /// Decodes in the worker, checks, and stores one image. Returns the stored record.
 async fn import_one(
     state: AppState,
     project_id: &str,
     item: Incoming,
 ) -> Result<AssetRecord, ImportError> {
-    let bytes: ArrayBuffer = promise(item.blob.array_buffer())
+    let bytes = array_buffer(&item.blob, &item.name)
         .await
         .map_err(ImportError::Skip)?;
     let decoded = decode_image(bytes).await.map_err(ImportError::Skip)?;
     if let Some(expected) = &item.expected_sha256 {
-        if expected != &decoded.sha256 {
-            return Err(ImportError::Skip(format!(
+        if expected != &decoded.info.sha256 {
+            return Err(ImportError::Skip(AppError::invalid(format!(
                 "its sha256 is {}, not the {} the manifest gives",
-                &decoded.sha256[..12],
+                &decoded.info.sha256[..12],
                 &expected[..12.min(expected.len())]
-            )));
+            ))));
         }
     }
     if state
         .assets
-        .with_untracked(|a| a.iter().any(|r| r.asset.sha256 == decoded.sha256))
+        .with_untracked(|a| a.iter().any(|r| r.asset.sha256 == decoded.info.sha256))
     {
-        return Err(ImportError::Skip(
-            "the same image is already in this project".into(),
-        ));
+        return Err(ImportError::Skip(AppError::invalid(
+            "the same image is already in this project",
+        )));
     }
     let blob = match &decoded.display {
-        Some(_) => {
-            blob_of(&decoded, &js_sys::Uint8Array::new_with_length(0)).map_err(ImportError::Skip)?
-        }
+        Some(_) => decoded
+            .blob(&js_sys::Uint8Array::new_with_length(0))
+            .map_err(ImportError::Skip)?,
         None => item.blob,
     };
     let record = AssetRecord {
@@ -129,27 +105,28 @@ async fn import_one(
         asset: Asset {
             id: new_id(),
             name: item.name,
-            sha256: decoded.sha256,
-            width: decoded.width,
-            height: decoded.height,
+            sha256: decoded.info.sha256,
+            width: decoded.info.width,
+            height: decoded.info.height,
             metadata: item.metadata,
             uri: item.uri,
             status: item.status,
         },
         remote: None,
     };
-    let store = store().map_err(ImportError::Stop)?;
+    let store = store::shared().map_err(ImportError::Stop)?;
     store.add_asset(&record, &blob).await.map_err(|e| match e {
-        StoreError::QuotaExceeded => ImportError::Stop(e),
-        other => ImportError::Skip(other.to_string()),
+        AppError::StorageFull => ImportError::Stop(e),
+        other => ImportError::Skip(other),
     })?;
     state.assets.update(|a| a.push(record.clone()));
     Ok(record)
 }
 
+/// Why one image was not imported: `Skip` loses only that image, `Stop` (a full disk) ends the import.
 enum ImportError {
-    Skip(String),
-    Stop(StoreError),
+    Skip(AppError),
+    Stop(AppError),
 }
 
 /// Imports items one by one, with progress, into the current project.
@@ -160,7 +137,7 @@ async fn import_all(
     what: &str,
 ) -> Vec<AssetRecord> {
     let Some(project_id) = state.project_id.get_untracked() else {
-        state.error("create a project first");
+        state.fail(&format!("{what} failed"), &AppError::NoProject);
         return Vec::new();
     };
     let was_empty = state.assets.with_untracked(Vec::is_empty);
@@ -186,16 +163,9 @@ async fn import_all(
     state.progress.set(None);
     report.show(state, what);
     if was_empty && !stored.is_empty() {
-        state.open_asset(0).await;
+        navigate::open_asset(state, 0).await;
     }
     stored
-}
-
-fn is_image_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [".png", ".jpg", ".jpeg", ".tif", ".tiff"]
-        .iter()
-        .any(|ext| lower.ends_with(ext))
 }
 
 fn incoming_file(file: File, path: String) -> Incoming {
@@ -222,7 +192,7 @@ pub async fn import_files(state: AppState, files: Vec<File>) {
     });
     // A picked folder brings every file in it; only images are meant.
     let (images, others): (Vec<_>, Vec<_>) =
-        items.partition(|i| !i.name.contains('/') || is_image_name(&i.name));
+        items.partition(|i| !i.name.contains('/') || is_image_file_name(&i.name));
     let mut report = Report::default();
     if !others.is_empty() {
         report.problems.push(format!(
@@ -243,18 +213,18 @@ pub async fn import_entries(state: AppState, entries: Vec<FileSystemEntry>) {
             let dir: FileSystemDirectoryEntry = entry.unchecked_into();
             match read_directory(&dir).await {
                 Ok(children) => stack.extend(children),
-                Err(e) => state.error(format!("cannot read folder {}: {e}", dir.full_path())),
+                Err(e) => state.fail("A dropped folder was not imported", &e),
             }
         } else if entry.is_file() {
             let path = entry.full_path().trim_start_matches('/').to_owned();
-            if !is_image_name(&path) && path.contains('/') {
+            if !is_image_file_name(&path) && path.contains('/') {
                 skipped += 1;
                 continue;
             }
             let file_entry: FileSystemFileEntry = entry.unchecked_into();
             match entry_file(&file_entry).await {
                 Ok(f) => files.push(incoming_file(f, path)),
-                Err(e) => state.error(format!("cannot read {path}: {e}")),
+                Err(e) => state.fail("A dropped file was not imported", &e),
             }
         }
     }
@@ -266,66 +236,6 @@ pub async fn import_entries(state: AppState, entries: Vec<FileSystemEntry>) {
         ));
     }
     import_all(state, files, report, "Import").await;
-}
-
-async fn entry_file(entry: &FileSystemFileEntry) -> Result<File, String> {
-    let p = Promise::new(&mut |resolve, reject| {
-        entry.file_with_callback_and_callback(&resolve, &reject)
-    });
-    promise(p).await
-}
-
-/// All children of a folder (readEntries returns them in batches until an empty one).
-async fn read_directory(dir: &FileSystemDirectoryEntry) -> Result<Vec<FileSystemEntry>, String> {
-    let reader = dir.create_reader();
-    let mut out = Vec::new();
-    loop {
-        let p = Promise::new(&mut |resolve, reject| {
-            if let Err(e) = reader.read_entries_with_callback_and_callback(&resolve, &reject) {
-                let _ = reject.call1(&JsValue::NULL, &e);
-            }
-        });
-        let batch: js_sys::Array = promise(p).await?;
-        if batch.length() == 0 {
-            return Ok(out);
-        }
-        out.extend(
-            batch
-                .iter()
-                .filter_map(|v| v.dyn_into::<FileSystemEntry>().ok()),
-        );
-    }
-}
-
-pub async fn fetch_blob(url: &str) -> Result<Blob, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let response: Response = promise(window.fetch_with_str(url))
-        .await
-        .map_err(|e| format!("could not fetch {url}: {e}"))?;
-    if !response.ok() {
-        return Err(format!("{url} answered HTTP {}", response.status()));
-    }
-    promise(response.blob().map_err(js_text)?).await
-}
-
-pub async fn fetch_text(url: &str) -> Result<String, String> {
-    let blob = fetch_blob(url).await?;
-    let text: JsValue = JsFuture::from(blob.text()).await.map_err(js_text)?;
-    text.as_string()
-        .ok_or_else(|| "the answer is not text".into())
-}
-
-/// `relative` resolved against `base` (a page or manifest URL).
-pub fn resolve_url(relative: &str, base: &str) -> String {
-    web_sys::Url::new_with_base(relative, base)
-        .map(|u| u.href())
-        .unwrap_or_else(|_| relative.to_owned())
-}
-
-fn page_url() -> String {
-    web_sys::window()
-        .and_then(|w| w.location().href().ok())
-        .unwrap_or_default()
 }
 
 /// A CSV or JSON manifest of image URLs (with metadata columns), given as text read from `base_url`.
@@ -374,12 +284,12 @@ pub async fn import_bundle(
         Err(e) => return state.error(format!("Bundle not imported: {e}")),
     };
     if let Some(name) = new_project {
-        if state.create_project(name).await.is_none() {
+        if navigate::create_project(state, name).await.is_none() {
             return;
         }
     }
     if let Err(e) = merge_ontology(state, &bundle).await {
-        return state.error(format!("Bundle not imported: {e}"));
+        return state.fail("Bundle not imported", &e);
     }
     let base = base_url.unwrap_or_else(page_url);
     let mut report = Report::default();
@@ -434,9 +344,7 @@ pub async fn import_bundle(
     let labels = store_bundle_instances(state, &bundle, &local_id).await;
     // The project is shown again with its new labels before the outcome is announced, so whoever reads
     // the notice (a user, a test) finds the labels on screen.
-    state
-        .open_project(state.project_id.get_untracked().unwrap_or_default())
-        .await;
+    navigate::open_project(state, state.project_id.get_untracked().unwrap_or_default()).await;
     match labels {
         Ok(n) => {
             let mut text = format!("Bundle: {n} labels on {} images", local_id.len());
@@ -447,14 +355,14 @@ pub async fn import_bundle(
                 state.info(text);
             }
         }
-        Err(e) => state.error(format!("Bundle labels not imported: {e}")),
+        Err(e) => state.fail("Bundle labels not imported", &e),
     }
 }
 
 /// Adds the bundle's classes that the project lacks (by id), keeping the project's own names and colours.
-async fn merge_ontology(state: AppState, bundle: &Bundle) -> Result<(), StoreError> {
+async fn merge_ontology(state: AppState, bundle: &Bundle) -> Result<(), AppError> {
     let Some(mut project): Option<Project> = state.project_now() else {
-        return Err(StoreError::Idb("no project is open".into()));
+        return Err(AppError::NoProject);
     };
     let missing: Vec<_> = bundle
         .ontology
@@ -467,8 +375,8 @@ async fn merge_ontology(state: AppState, bundle: &Bundle) -> Result<(), StoreErr
         return Ok(());
     }
     project.ontology.classes.extend(missing);
-    store()?.put_project(&project).await?;
-    state.reload_projects().await
+    store::shared()?.put_project(&project).await?;
+    editing::reload_projects(state).await
 }
 
 /// Writes the bundle's instances onto the matching local images, one transaction per image. In a synced
@@ -477,8 +385,8 @@ async fn store_bundle_instances(
     state: AppState,
     bundle: &Bundle,
     local: &HashMap<String, AssetRecord>,
-) -> Result<usize, StoreError> {
-    let store = store()?;
+) -> Result<usize, AppError> {
+    let store = store::shared()?;
     let mut count = 0;
     for (bundle_asset_id, record) in local {
         let existing = store.instances(&record.asset.id).await?;
@@ -510,7 +418,7 @@ async fn store_bundle_instances(
             .await?;
     }
     if count > 0 {
-        crate::sync::schedule_push(state, 800);
+        schedule_push(state, 800);
     }
     Ok(count)
 }
@@ -528,8 +436,9 @@ pub async fn import_demo(state: AppState) {
             )
             .await;
         }
+        // No demo served with the app (a bare build): an empty project to start from.
         Err(_) => {
-            state.create_project("My project".into()).await;
+            navigate::create_project(state, "My project".into()).await;
         }
     }
 }

@@ -1,0 +1,156 @@
+//! The messages between the app and its Web Worker, as types both sides share: the worker builds its
+//! replies from them and the app reads them back into them, so a missing or misspelled field is an error
+//! on the spot, never a silent zero.
+//!
+//! On the wire a request is `{id, kind, ...fields}` and a reply `{id, ok: true, result}` or
+//! `{id, ok: false, error, cancelled}`; progress events are `{event: "progress", id, stage, done?}`
+//! (`public/worker.js` routes them). Byte buffers (image files, model files, embeddings, a converted PNG)
+//! travel beside these fields as transferred `ArrayBuffer`s, not through serde: their field names are the
+//! `*_FIELD` constants below.
+//!
+//! | request      | fields                                    | result          | bytes in the result |
+//! | ------------ | ----------------------------------------- | --------------- | ------------------- |
+//! | `inspect`    | `bytes`                                   | [`Inspected`]   | `display` (a PNG, when converted) |
+//! | `load_model` | `manifest`, `encoder`, `decoder`, `box_decoder?` | [`ModelLoaded`] | |
+//! | `encode`     | `bytes`                                   | [`Encoded`]     | `f16` |
+//! | `restore`    | `f16`, `width`, `height`                  | [`Restored`]    | |
+//! | `segment`    | `handle`, `prompts`: [`SegmentRequest`]   | [`Segmented`]   | |
+//! | `profile`    | `handle`, `prompts`, `runs`               | per-node times  | |
+//! | `drop`       | `handle`                                  | `{}`            | |
+//!
+//! `segment` is latest-wins: a newer one cancels one still waiting, except that a hover preview
+//! (`remember: false`) never displaces a waiting click; the cancelled one fails with `cancelled: true`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rle::CompressedRle;
+pub use crate::suggest::SegmentRequest;
+
+/// The field of an `inspect` result holding the converted PNG, when the browser cannot show the original.
+pub const DISPLAY_FIELD: &str = "display";
+/// The field of an `encode` result holding the embedding as little-endian f16 bytes, for the cache.
+pub const F16_FIELD: &str = "f16";
+
+/// What the worker learnt about an image file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Inspected {
+    pub width: u32,
+    pub height: u32,
+    /// Type of the blob to store and show (PNG for converted TIFFs).
+    pub mime: String,
+    /// Type of the file as given.
+    pub source_mime: String,
+    /// Hex sha256 of the file as given.
+    pub sha256: String,
+}
+
+/// A model the worker loaded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelLoaded {
+    /// Cache key of its embeddings: id, encoder hash and window layout.
+    pub key: String,
+    pub id: String,
+    pub family: String,
+    /// The decoder variant in use: `low_res` or `orig_size`.
+    pub variant: String,
+    pub box_decoder: bool,
+    pub load_ms: f64,
+}
+
+/// The first step of an encode done window by window (worker-internal, between wasm and worker.js).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EncodeStarted {
+    pub session: u32,
+    pub windows: u32,
+}
+
+/// An image encoded: its handle in the worker; the embedding itself comes as `f16` bytes beside it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Encoded {
+    pub handle: u32,
+    pub encode_ms: f64,
+    pub windows: u32,
+    /// Embedding shape `[1, channels, height, width]` of one window.
+    pub shape: [usize; 4],
+}
+
+/// A cached embedding brought back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Restored {
+    pub handle: u32,
+}
+
+/// A mask decoded from prompts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Segmented {
+    /// The chosen mask in image pixels.
+    pub rle: CompressedRle,
+    pub area: u64,
+    /// `[x, y, w, h]` in image pixels.
+    pub bbox: [u32; 4],
+    /// The model's predicted IoU of the chosen mask.
+    pub iou: f32,
+    pub stability: f32,
+    /// Index of the chosen candidate, and every candidate's predicted IoU.
+    pub best: u32,
+    pub ious: Vec<f32>,
+    pub decode_ms: f64,
+}
+
+/// A failed request, as the worker answers it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub error: String,
+    /// A newer request superseded this one: not an error to show.
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+/// A progress event of a long request (loading a model, encoding window by window).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    pub id: u32,
+    pub stage: String,
+    #[serde(default)]
+    pub done: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_missing_a_field_is_refused_not_defaulted() {
+        let full = r#"{"handle": 3, "encode_ms": 81.5, "windows": 9, "shape": [1, 64, 16, 16]}"#;
+        let e: Encoded = serde_json::from_str(full).unwrap();
+        assert_eq!((e.handle, e.windows, e.shape), (3, 9, [1, 64, 16, 16]));
+        let missing = r#"{"encode_ms": 81.5, "windows": 9, "shape": [1, 64, 16, 16]}"#;
+        let err = serde_json::from_str::<Encoded>(missing).unwrap_err();
+        assert!(err.to_string().contains("missing field `handle`"), "{err}");
+    }
+
+    #[test]
+    fn a_segment_request_from_a_script_gets_the_protocols_defaults() {
+        let r: SegmentRequest = serde_json::from_str(r#"{"points": [[10, 20, true]]}"#).unwrap();
+        assert_eq!(r.points, vec![(10.0, 20.0, true)]);
+        assert!(r.box_image.is_none() && !r.refine && r.remember);
+        let b: SegmentRequest = serde_json::from_str(r#"{"box": [1, 2, 3, 4]}"#).unwrap();
+        assert_eq!(b.box_image, Some([1.0, 2.0, 3.0, 4.0]));
+    }
+
+    #[test]
+    fn a_misspelled_prompt_field_is_an_error() {
+        let err =
+            serde_json::from_str::<SegmentRequest>(r#"{"point": [[1, 2, true]]}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `point`"), "{err}");
+    }
+
+    #[test]
+    fn cancelled_is_a_flag_not_a_message() {
+        let f: Failure =
+            serde_json::from_str(r#"{"error": "superseded", "cancelled": true}"#).unwrap();
+        assert!(f.cancelled);
+        let f: Failure = serde_json::from_str(r#"{"error": "no model is loaded"}"#).unwrap();
+        assert!(!f.cancelled);
+    }
+}

@@ -1,0 +1,59 @@
+//! Start-up: open the storage, load the model, and show the last project (the demo on first open).
+
+use std::rc::Rc;
+
+use leptos::prelude::*;
+
+use crate::features::{import, model, navigate, sync};
+use crate::state::AppState;
+use crate::store::{self, Store, DB_NAME};
+use crate::worker_client;
+
+/// Opens the store, asks for persistent storage, and shows the last project (the demo on first open).
+pub async fn boot(state: AppState) {
+    let store = match Store::open(DB_NAME).await {
+        Ok(s) => Rc::new(s),
+        Err(e) => return state.error(e.to_string()),
+    };
+    store::set_shared(store.clone());
+    if !Store::request_persistence().await {
+        // The browser's answer, not an error: data stays, but may be evicted under storage pressure.
+        web_sys::console::info_1(
+            &"persistent storage not granted; the browser may evict data under pressure".into(),
+        );
+    }
+    match store.setting("author").await {
+        Ok(Some(author)) => state.author.set(author),
+        Ok(None) => {}
+        Err(e) => state.fail("Your name could not be read", &e),
+    }
+    worker_client::on_progress(move |p| {
+        state
+            .progress
+            .set((!p.done).then(|| format!("Model: {}…", p.stage)));
+    });
+    leptos::task::spawn_local(model::load_initial(state));
+    sync::install_page_hooks(state);
+    let projects = match store.projects().await {
+        Ok(p) => p,
+        Err(e) => return state.fail("The projects could not be read", &e),
+    };
+    if projects.is_empty() {
+        import::import_demo(state).await;
+        return;
+    }
+    let last = match store.setting("last_project").await {
+        Ok(last) => last,
+        Err(e) => {
+            state.fail("The last project could not be read", &e);
+            None
+        }
+    };
+    let pick = last
+        .filter(|id| projects.iter().any(|p| &p.id == id))
+        .or_else(|| projects.last().map(|p| p.id.clone()));
+    state.projects.set(projects);
+    if let Some(id) = pick {
+        navigate::open_project(state, id).await;
+    }
+}

@@ -1,0 +1,138 @@
+//! Moving around: opening a project, an image (fetched first when it is a synced batch's image not yet on
+//! this device), the next and previous image.
+
+use lamina_core::labels::{Ontology, Project};
+use leptos::prelude::*;
+
+use crate::browser::{new_id, now};
+use crate::editing;
+use crate::error::AppError;
+use crate::features::{batch_images, model, sync};
+use crate::state::AppState;
+use crate::store;
+
+pub async fn open_project(state: AppState, id: String) {
+    let result = async {
+        let store = store::shared()?;
+        let records = store.assets(&id).await?;
+        // Remembering the last project is a convenience: failing to write it (a full disk) must not
+        // keep the user's project closed.
+        if let Err(e) = store.put_setting("last_project", &id).await {
+            web_sys::console::warn_1(&format!("last project not remembered: {e}").into());
+        }
+        Ok::<_, AppError>(records)
+    }
+    .await;
+    match result {
+        Ok(records) => {
+            state.project_id.set(Some(id.clone()));
+            let first_class = state
+                .ontology_now()
+                .classes
+                .first()
+                .map(|c| c.id.clone())
+                .unwrap_or_default();
+            state.class_id.set(first_class);
+            state.assets.set(records);
+            open_asset(state, 0).await;
+            leptos::task::spawn_local(sync::on_project_opened(state, id));
+        }
+        Err(e) => state.fail("The project could not be opened", &e),
+    }
+}
+
+pub async fn create_project(state: AppState, name: String) -> Option<String> {
+    let project = Project {
+        id: new_id(),
+        name,
+        created: now(),
+        ontology: Ontology::pannuke(),
+    };
+    let result = async {
+        store::shared()?.put_project(&project).await?;
+        editing::reload_projects(state).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            open_project(state, project.id.clone()).await;
+            Some(project.id)
+        }
+        Err(e) => {
+            state.fail("The project was not created", &e);
+            None
+        }
+    }
+}
+
+/// Shows image `index` of the current project with its labels.
+pub async fn open_asset(state: AppState, index: usize) {
+    let Some(record) = state.assets.with_untracked(|a| a.get(index).cloned()) else {
+        state.instances.set(Vec::new());
+        state.set_image_url(None);
+        return;
+    };
+    let result = async {
+        let store = store::shared()?;
+        Ok::<_, AppError>((
+            store.blob(&record.asset.id).await?,
+            store.instances(&record.asset.id).await?,
+        ))
+    }
+    .await;
+    // An image of a synced batch is fetched the first time it is opened.
+    let result = match result {
+        Ok((None, instances)) if record.remote.is_some() => {
+            state
+                .progress
+                .set(Some(format!("Fetching {}…", record.asset.name)));
+            let fetched = batch_images::fetch_image(state, &record).await;
+            state.progress.set(None);
+            match fetched {
+                Ok(updated) => {
+                    state.replace_record(updated.clone());
+                    match store::shared() {
+                        Ok(s) => s.blob(&updated.asset.id).await.map(|b| (b, instances)),
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => {
+                    state.current.set(index);
+                    state.instances.set(instances);
+                    state.set_image_url(None);
+                    return state.fail(&record.asset.name, &e);
+                }
+            }
+        }
+        other => other,
+    };
+    match result {
+        Ok((blob, instances)) => {
+            let url = blob.and_then(|b| web_sys::Url::create_object_url_with_blob(&b).ok());
+            if url.is_none() {
+                state.error(format!(
+                    "the image of {} is missing from storage",
+                    record.asset.name
+                ));
+            }
+            state.current.set(index);
+            state.selected.set(None);
+            state.instances.set(instances);
+            state.set_image_url(url);
+            state.history_rev.update(|r| *r += 1);
+            leptos::task::spawn_local(model::ensure_embeddings(state));
+        }
+        Err(e) => state.fail(&format!("{} could not be opened", record.asset.name), &e),
+    }
+}
+
+pub async fn go(state: AppState, delta: i64) {
+    let n = state.assets.with_untracked(Vec::len) as i64;
+    if n == 0 {
+        return;
+    }
+    let next = (state.current.get_untracked() as i64 + delta).clamp(0, n - 1) as usize;
+    if next != state.current.get_untracked() {
+        open_asset(state, next).await;
+    }
+}
