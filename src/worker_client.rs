@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use futures_channel::oneshot;
 use js_sys::{Object, Reflect, Uint8Array};
 use lamina_core::worker_protocol::{
-    Encoded, Failure, Inspected, ModelLoaded, Progress, Restored, SegmentRequest, Segmented,
-    DISPLAY_FIELD, F16_FIELD,
+    Encoded, Failure, Inspected, ModelLoaded, Progress, Request, Restored, SegmentRequest,
+    Segmented, BYTES_FIELD, DISPLAY_FIELD, F16_FIELD,
 };
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{MessageEvent, Worker, WorkerOptions, WorkerType};
@@ -149,8 +150,16 @@ fn start() -> Result<WorkerHandle, AppError> {
     })
 }
 
-/// Sends `{id, kind, ...fields}` with `transfer` moved, not copied, and waits for the reply.
-async fn request(kind: &str, fields: &[(&str, JsValue)], transfer: &[&JsValue]) -> Reply {
+/// Sends `{id, kind, ...fields}` (the request's own fields, then its byte buffers under their names) with
+/// `transfer` moved, not copied, and waits for the reply.
+async fn request(request: &Request, buffers: &[(&str, JsValue)], transfer: &[&JsValue]) -> Reply {
+    let message: Object = request
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| AppError::Worker(format!("the request cannot be sent: {e}")))?
+        .unchecked_into();
+    for (k, v) in buffers {
+        let _ = Reflect::set(&message, &JsValue::from_str(k), v);
+    }
     let (tx, rx) = oneshot::channel();
     WORKER.with_borrow_mut(|slot| -> Result<(), AppError> {
         if slot.is_none() {
@@ -161,12 +170,7 @@ async fn request(kind: &str, fields: &[(&str, JsValue)], transfer: &[&JsValue]) 
         };
         let id = handle.next_id;
         handle.next_id += 1;
-        let message = Object::new();
         let _ = Reflect::set(&message, &"id".into(), &id.into());
-        let _ = Reflect::set(&message, &"kind".into(), &kind.into());
-        for (k, v) in fields {
-            let _ = Reflect::set(&message, &JsValue::from_str(k), v);
-        }
         let transfer: js_sys::Array = transfer.iter().copied().collect();
         handle
             .worker
@@ -184,7 +188,12 @@ async fn request(kind: &str, fields: &[(&str, JsValue)], transfer: &[&JsValue]) 
 
 /// Checks, decodes and hashes an image in the worker.
 pub async fn decode_image(bytes: js_sys::ArrayBuffer) -> Result<DecodedImage, AppError> {
-    let r = request("inspect", &[("bytes", bytes.clone().into())], &[&bytes]).await?;
+    let r = request(
+        &Request::Inspect,
+        &[(BYTES_FIELD, bytes.clone().into())],
+        &[&bytes],
+    )
+    .await?;
     let display = get(&r, DISPLAY_FIELD).dyn_into::<Uint8Array>().ok();
     Ok(DecodedImage {
         info: typed(r, "inspect")?,
@@ -194,7 +203,6 @@ pub async fn decode_image(bytes: js_sys::ArrayBuffer) -> Result<DecodedImage, Ap
 
 pub async fn load_model(manifest_json: &str, files: &ModelFiles) -> Result<ModelLoaded, AppError> {
     let mut fields = vec![
-        ("manifest", JsValue::from_str(manifest_json)),
         ("encoder", files.encoder.clone().into()),
         ("decoder", files.decoder.clone().into()),
     ];
@@ -203,10 +211,10 @@ pub async fn load_model(manifest_json: &str, files: &ModelFiles) -> Result<Model
         fields.push(("box_decoder", b.clone().into()));
         transfer.push(b);
     }
-    typed(
-        request("load_model", &fields, &transfer).await?,
-        "load_model",
-    )
+    let load = Request::LoadModel {
+        manifest: manifest_json.to_owned(),
+    };
+    typed(request(&load, &fields, &transfer).await?, "load_model")
 }
 
 /// A model's files, integrity-checked: the encoder, the decoder, and the decoder for prompts with a box
@@ -225,8 +233,8 @@ pub struct EncodedImage {
 
 pub async fn encode(image_bytes: js_sys::ArrayBuffer) -> Result<EncodedImage, AppError> {
     let r = request(
-        "encode",
-        &[("bytes", image_bytes.clone().into())],
+        &Request::Encode,
+        &[(BYTES_FIELD, image_bytes.clone().into())],
         &[&image_bytes],
     )
     .await?;
@@ -237,19 +245,19 @@ pub async fn encode(image_bytes: js_sys::ArrayBuffer) -> Result<EncodedImage, Ap
 }
 
 pub async fn restore(f16: &Uint8Array, width: u32, height: u32) -> Result<u32, AppError> {
-    let fields = [
-        ("f16", f16.clone().into()),
-        ("width", width.into()),
-        ("height", height.into()),
-    ];
-    let r: Restored = typed(request("restore", &fields, &[]).await?, "restore")?;
+    let restore = Request::Restore { width, height };
+    let r: Restored = typed(
+        request(&restore, &[(F16_FIELD, f16.clone().into())], &[]).await?,
+        "restore",
+    )?;
     Ok(r.handle)
 }
 
 /// Decodes prompts on an embedding; `Err(AppError::Cancelled)` when a newer request superseded this one.
 pub async fn segment(handle: u32, prompts: &SegmentRequest) -> Result<Segmented, AppError> {
-    let prompts = serde_wasm_bindgen::to_value(prompts)
-        .map_err(|e| AppError::Worker(format!("the prompts cannot be sent: {e}")))?;
-    let fields = [("handle", JsValue::from(handle)), ("prompts", prompts)];
-    typed(request("segment", &fields, &[]).await?, "segment")
+    let segment = Request::Segment {
+        handle,
+        prompts: prompts.clone(),
+    };
+    typed(request(&segment, &[], &[]).await?, "segment")
 }

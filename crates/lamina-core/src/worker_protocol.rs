@@ -26,6 +26,39 @@ use serde::{Deserialize, Serialize};
 use crate::rle::CompressedRle;
 pub use crate::suggest::SegmentRequest;
 
+/// A request's fields other than its byte buffers, tagged by `kind`. The buffers go beside them under
+/// [`BYTES_FIELD`] (inspect, encode), [`F16_FIELD`] (restore), and `encoder`, `decoder`, `box_decoder`
+/// (load_model).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Inspect,
+    LoadModel {
+        /// The model's `manifest.json`, as text.
+        manifest: String,
+    },
+    Encode,
+    Restore {
+        width: u32,
+        height: u32,
+    },
+    Segment {
+        handle: u32,
+        prompts: SegmentRequest,
+    },
+    Profile {
+        handle: u32,
+        prompts: SegmentRequest,
+        runs: u32,
+    },
+    Drop {
+        handle: u32,
+    },
+}
+
+/// The field of `inspect` and `encode` requests holding the image file's bytes.
+pub const BYTES_FIELD: &str = "bytes";
+
 /// The field of an `inspect` result holding the converted PNG, when the browser cannot show the original.
 pub const DISPLAY_FIELD: &str = "display";
 /// The field of an `encode` result holding the embedding as little-endian f16 bytes, for the cache.
@@ -143,6 +176,31 @@ mod tests {
         let err =
             serde_json::from_str::<SegmentRequest>(r#"{"point": [[1, 2, true]]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown field `point`"), "{err}");
+    }
+
+    #[test]
+    fn requests_carry_their_kind_and_fields() {
+        let r = Request::Segment {
+            handle: 4,
+            prompts: SegmentRequest {
+                points: vec![(1.0, 2.0, true)],
+                box_image: None,
+                refine: false,
+                remember: false,
+            },
+        };
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["kind"], "segment");
+        assert_eq!(json["handle"], 4);
+        assert_eq!(json["prompts"]["remember"], false);
+        let back: Request = serde_json::from_value(json).unwrap();
+        assert_eq!(back, r);
+        let load = serde_json::to_value(Request::LoadModel {
+            manifest: "{}".into(),
+        })
+        .unwrap();
+        assert_eq!(load["kind"], "load_model");
+        assert!(serde_json::from_str::<Request>(r#"{"kind": "restore", "width": 1}"#).is_err());
     }
 
     #[test]
