@@ -77,15 +77,17 @@ pub fn finish_stroke(state: AppState, points_image: &[[f64; 2]], erasing: bool) 
     }
 }
 
-/// Re-classes the selected instance (one undoable edit).
-pub fn reclass_selected(state: AppState, class_id: String) {
-    let Some(id) = state.selected.get_untracked() else {
-        return;
-    };
-    let Some(inst) = state
+/// The selected instance of the current image, if any.
+fn selected_instance(state: AppState) -> Option<lamina_core::labels::Instance> {
+    let id = state.selected.get_untracked()?;
+    state
         .instances
         .with_untracked(|l| l.iter().find(|i| i.id == id).cloned())
-    else {
+}
+
+/// Re-classes the selected instance (one undoable edit).
+pub fn reclass_selected(state: AppState, class_id: String) {
+    let Some(inst) = selected_instance(state) else {
         return;
     };
     if inst.class_id == class_id {
@@ -104,13 +106,7 @@ pub fn reclass_selected(state: AppState, class_id: String) {
 }
 
 pub fn delete_selected(state: AppState) {
-    let Some(id) = state.selected.get_untracked() else {
-        return;
-    };
-    let Some(inst) = state
-        .instances
-        .with_untracked(|l| l.iter().find(|i| i.id == id).cloned())
-    else {
+    let Some(inst) = selected_instance(state) else {
         return;
     };
     spawn_local(commit(
