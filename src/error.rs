@@ -63,5 +63,3 @@ impl AppError {
         matches!(self, AppError::Sync(e) if e.is_transient())
     }
 }
-
-pub type AppResult<T> = Result<T, AppError>;

@@ -79,7 +79,7 @@ pub async fn refresh(state: AppState) -> bool {
 /// Recounts the outbox; the status follows (pending or synced) unless a sync is running or failed.
 /// False when the outbox cannot be read: the sync line then says so, never "synced", since changes may
 /// be waiting in it.
-pub async fn recount_pending(state: AppState) -> bool {
+async fn recount_pending(state: AppState) -> bool {
     let Some(link) = state.sync.link.get_untracked() else {
         return true;
     };
