@@ -8,6 +8,7 @@ mod bench;
 #[cfg(feature = "models")]
 mod eval;
 mod import;
+mod runs;
 #[cfg(feature = "sync")]
 mod sync;
 
@@ -45,6 +46,12 @@ enum Command {
     Export(ExportCommand),
     /// Build a bundle from a tile set with 16-bit instance masks (the format of shared/data/FORMAT.md).
     ImportMasks(import::ImportArgs),
+    /// Model runs: a bundle frozen with a train / validation / test split, exported for training.
+    #[command(subcommand)]
+    Run(RunCommand),
+    /// Measure predictions against labels: P/R/F1, IoU, Dice, PQ (bPQ, mPQ), AJI, COCO mAP and AP50
+    /// (definitions in docs/model-runs.md).
+    Metrics(runs::MetricsArgs),
     /// Benchmarks (print figures; assert nothing).
     #[cfg(feature = "models")]
     #[command(subcommand)]
@@ -72,6 +79,12 @@ enum EvalCommand {
 enum BenchCommand {
     /// Native timings of a SAM-family model: load, encode, decode p50/p95.
     Sam(bench::BenchSamArgs),
+}
+
+#[derive(Subcommand)]
+enum RunCommand {
+    /// A zip with the run's bundle (each image's split), COCO per split and a YOLO-seg dataset.
+    Export(runs::RunExportArgs),
 }
 
 #[derive(Subcommand)]
@@ -115,6 +128,8 @@ fn main() -> ExitCode {
             tolerance,
         }) => export_coco(&bundle, &out, polygons, tolerance),
         Command::ImportMasks(args) => import::run(&args, cli.json),
+        Command::Run(RunCommand::Export(args)) => runs::export(&args),
+        Command::Metrics(args) => runs::metrics(&args),
         #[cfg(feature = "models")]
         Command::Bench(BenchCommand::Sam(args)) => bench::run(&args),
         #[cfg(feature = "models")]
