@@ -16,6 +16,9 @@
 //   profile    {handle, prompts, runs}      -> [{name, op, shape, ms}] per graph node, slowest first
 //              (a diagnosis aid for bench/browser_sam.mjs --profile)
 //   drop       {handle}                     -> {}
+//   read_predictions {truth, file_name, drop_unmapped, bytes} -> {predictions, summary, count, ms}
+//   run_metrics {truth, predictions, split?, iou, score}      -> {report, ms}
+//              (model runs, crates/lamina-runs: JSON text in and out)
 // `segment` is latest-wins: a newer segment request cancels one still waiting (hover preview sends many).
 import init, * as wasm from './pkg/lamina_worker.js';
 
@@ -52,6 +55,20 @@ function run(data) {
         return reply(id, wasm.decode_prompts(data.handle, JSON.stringify(data.prompts)));
       case 'profile':
         return reply(id, wasm.profile_decode(data.handle, JSON.stringify(data.prompts), data.runs));
+      case 'read_predictions':
+        self.postMessage({ event: 'progress', id, stage: 'reading predictions' });
+        try {
+          return reply(id, wasm.read_predictions(data.truth, data.file_name, new Uint8Array(data.bytes), data.drop_unmapped));
+        } finally {
+          self.postMessage({ event: 'progress', id, stage: 'reading predictions', done: true });
+        }
+      case 'run_metrics':
+        self.postMessage({ event: 'progress', id, stage: 'computing metrics' });
+        try {
+          return reply(id, wasm.run_metrics(data.truth, data.predictions, data.split ?? undefined, data.iou, data.score));
+        } finally {
+          self.postMessage({ event: 'progress', id, stage: 'computing metrics', done: true });
+        }
       case 'drop':
         wasm.drop_embedding(data.handle);
         return reply(id, {});

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use futures_channel::oneshot;
 use js_sys::{Object, Reflect, Uint8Array};
 use lamina_core::worker_protocol::{
-    Encoded, Failure, Inspected, ModelLoaded, Progress, Request, Restored, SegmentRequest,
-    Segmented, BYTES_FIELD, DISPLAY_FIELD, F16_FIELD,
+    Encoded, Failure, Inspected, MetricsComputed, ModelLoaded, PredictionsRead, Progress, Request,
+    Restored, SegmentRequest, Segmented, BYTES_FIELD, DISPLAY_FIELD, F16_FIELD,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -260,4 +260,41 @@ pub async fn segment(handle: u32, prompts: &SegmentRequest) -> Result<Segmented,
         prompts: prompts.clone(),
     };
     typed(request(&segment, &[], &[]).await?, "segment")
+}
+
+/// Reads a model's predictions file against a run's labels in the worker; the file's bytes are
+/// transferred. A file with any problem is refused whole, with every problem listed.
+pub async fn read_predictions(
+    truth_json: &str,
+    file_name: &str,
+    bytes: js_sys::ArrayBuffer,
+    drop_unmapped: bool,
+) -> Result<PredictionsRead, AppError> {
+    let r = Request::ReadPredictions {
+        truth: truth_json.to_owned(),
+        file_name: file_name.to_owned(),
+        drop_unmapped,
+    };
+    typed(
+        request(&r, &[(BYTES_FIELD, bytes.clone().into())], &[&bytes]).await?,
+        "read_predictions",
+    )
+}
+
+/// Computes a prediction set's metrics in the worker.
+pub async fn run_metrics(
+    truth_json: &str,
+    predictions_json: &str,
+    split: Option<&str>,
+    iou: f64,
+    score: f64,
+) -> Result<MetricsComputed, AppError> {
+    let r = Request::RunMetrics {
+        truth: truth_json.to_owned(),
+        predictions: predictions_json.to_owned(),
+        split: split.map(str::to_owned),
+        iou,
+        score,
+    };
+    typed(request(&r, &[], &[]).await?, "run_metrics")
 }

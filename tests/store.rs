@@ -3,10 +3,12 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
+use lamina_app::store::runs::{PredictionRecord, RunRecord};
 use lamina_app::store::{delete_database, AssetRecord, Store, SCHEMA_VERSION};
 use lamina_core::edit::{instance_from_mask, Edit};
 use lamina_core::labels::{Asset, LabelStatus, Ontology, Project, Provenance, Tool};
 use lamina_core::mask::Mask;
+use lamina_runs::run::RunSpec;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -151,7 +153,7 @@ async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
     store.close();
     // Reopening at the same version runs no migration and finds every store.
     let store = Store::open(name).await.unwrap();
-    assert_eq!(store.version().unwrap(), 3);
+    assert_eq!(store.version().unwrap(), 4);
     assert_eq!(
         store.store_names(),
         [
@@ -162,11 +164,13 @@ async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
             "model_files",
             "outbox",
             "projects",
+            "run_predictions",
+            "runs",
             "settings",
             "sync_assets",
             "sync_batches"
         ],
-        "every store of schema version 3, and no other"
+        "every store of schema version 4, and no other"
     );
     assert!(store.projects().await.unwrap().is_empty());
     assert!(store.assets("none").await.unwrap().is_empty());
@@ -253,6 +257,69 @@ async fn a_version_1_database_is_migrated_and_keeps_its_projects() {
     assert!(store.model_file("missing").await.unwrap().is_none());
     // The stores version 3 added (team sync) work too.
     assert!(store.outbox("old").await.unwrap().is_empty());
+    // And those of version 4 (model runs).
+    assert!(store.runs("old").await.unwrap().is_empty());
+    store.close();
+}
+
+fn run_record(id: &str, project_id: &str, created: &str) -> RunRecord {
+    let spec = RunSpec {
+        name: format!("run {id}"),
+        ..RunSpec::default()
+    };
+    let bundle = lamina_core::bundle::Bundle::new(
+        lamina_core::bundle::BundleProject {
+            id: project_id.into(),
+            name: "p".into(),
+        },
+        Ontology::pannuke(),
+    );
+    let (info, frozen) = lamina_runs::run::make_run(&bundle, &spec, id, created);
+    RunRecord {
+        id: id.into(),
+        project_id: project_id.into(),
+        info,
+        bundle_json: serde_json::to_string(&frozen).unwrap(),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn runs_and_their_prediction_sets_survive_a_reopen_and_go_together() {
+    let name = "lamina-test-runs";
+    delete_database(name).await.unwrap();
+    let store = Store::open(name).await.unwrap();
+    let (a, b) = (
+        run_record("r1", "p", "2026-01-02"),
+        run_record("r2", "p", "2026-01-01"),
+    );
+    store.put_run(&a).await.unwrap();
+    store.put_run(&b).await.unwrap();
+    store
+        .put_run(&run_record("r3", "other", "2026-01-01"))
+        .await
+        .unwrap();
+    let set = PredictionRecord {
+        id: "s1".into(),
+        run_id: "r1".into(),
+        name: "#1".into(),
+        imported: "2026-01-03".into(),
+        source: "results.json".into(),
+        count: 0,
+        predictions_json: "[]".into(),
+    };
+    store.put_prediction_set(&set).await.unwrap();
+    store.close();
+
+    let store = Store::open(name).await.unwrap();
+    // Oldest first, only this project's.
+    assert_eq!(store.runs("p").await.unwrap(), vec![b.clone(), a]);
+    assert_eq!(store.prediction_sets("r1").await.unwrap(), vec![set]);
+    store.delete_run("r1").await.unwrap();
+    assert_eq!(store.runs("p").await.unwrap(), vec![b]);
+    assert!(
+        store.prediction_sets("r1").await.unwrap().is_empty(),
+        "a run's sets go with it"
+    );
     store.close();
 }
 

@@ -14,6 +14,7 @@ use crate::browser::{new_id, now};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
+use crate::store::AssetRecord;
 
 /// Delay between a change and its push, so a burst of edits makes one fragment.
 const PUSH_AFTER_EDIT_MS: u32 = 800;
@@ -184,6 +185,38 @@ pub async fn set_status(state: AppState, status: LabelStatus) {
         }
         Err(e) => state.fail("The image's status was not saved", &e),
     }
+}
+
+/// Moves these images of the open project to `status`, each in its own transaction (with its sync outbox
+/// entry), as [`set_status`] does for the current one. Returns how many changed; stops at the first
+/// failure, which is returned (the images before it have changed and are shown so).
+pub async fn set_statuses(
+    state: AppState,
+    asset_ids: &[String],
+    status: LabelStatus,
+) -> Result<usize, AppError> {
+    let records: Vec<AssetRecord> = state.assets.with_untracked(|all| {
+        all.iter()
+            .filter(|r| asset_ids.contains(&r.asset.id) && r.asset.status != status)
+            .cloned()
+            .collect()
+    });
+    let mut changed = 0;
+    let mut queued = false;
+    for mut record in records {
+        record.asset.status = status;
+        let outbox = state.sync.outbox_entry(&record);
+        store::shared()?
+            .apply_edit(&record, &Edit::default(), outbox.as_ref())
+            .await?;
+        queued |= outbox.is_some();
+        state.replace_record(record);
+        changed += 1;
+    }
+    if queued {
+        push::schedule_push(state, PUSH_AFTER_EDIT_MS);
+    }
+    Ok(changed)
 }
 
 pub async fn save_ontology(state: AppState, ontology: Ontology) {

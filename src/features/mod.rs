@@ -8,5 +8,6 @@ pub mod export;
 pub mod import;
 pub mod model;
 pub mod navigate;
+pub mod runs;
 pub mod suggest;
 pub mod sync;

@@ -3,6 +3,7 @@
 //! so the screen never shows what a reload would lose.
 
 pub mod model;
+pub mod runs;
 pub mod suggest;
 pub mod sync;
 
@@ -17,6 +18,7 @@ use leptos::prelude::*;
 use crate::error::AppError;
 use crate::store::AssetRecord;
 use model::{EmbeddingStatus, ModelStatus};
+use runs::RunsState;
 use suggest::SuggestState;
 use sync::SyncState;
 
@@ -56,6 +58,7 @@ pub struct AppState {
     pub in_flight: StoredValue<std::collections::HashSet<String>>,
     pub suggest: SuggestState,
     pub sync: SyncState,
+    pub runs: RunsState,
 }
 
 impl AppState {
@@ -84,6 +87,7 @@ impl AppState {
             in_flight: StoredValue::new(Default::default()),
             suggest: SuggestState::new(),
             sync: SyncState::new(),
+            runs: RunsState::new(),
         }
     }
 

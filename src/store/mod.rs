@@ -13,6 +13,8 @@
 //! - `sync_assets` (v3): per image of a synced batch, the server revision it was last equal to, and any
 //!   conflict waiting for the user; `sync_batches` (v3): per synced project, its batch, endpoint (no
 //!   secret unless the user chose to remember it) and what it has read from the server (`Ledger`).
+//! - `runs` (v4): model runs by id (index `project`), each with its frozen label bundle; `run_predictions`
+//!   (v4): the prediction sets imported into a run, by id (index `run`). See `store/runs.rs`.
 //!
 //! Each user action is one read-write transaction: it lands whole or not at all (a full quota aborts it
 //! and nothing is half-written).
@@ -34,11 +36,12 @@ use web_sys::Blob;
 
 use crate::error::AppError;
 
+pub mod runs;
 pub mod sync;
 
 pub const DB_NAME: &str = "lamina";
 /// Bump with a new step in [`migrate`] whenever stores or indexes change.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const PROJECTS: &str = "projects";
 const ASSETS: &str = "assets";
@@ -133,6 +136,9 @@ fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
         )?;
         db.create_object_store(SYNC_ASSETS, ObjectStoreParams::new())?;
         db.create_object_store(SYNC_BATCHES, ObjectStoreParams::new())?;
+    }
+    if from_version < 4 {
+        runs::migrate_to_v4(db)?;
     }
     Ok(())
 }

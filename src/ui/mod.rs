@@ -3,6 +3,8 @@
 
 mod labeler;
 mod panels;
+mod run_metrics;
+mod runs;
 mod suggest_layer;
 mod sync_panel;
 
@@ -22,6 +24,7 @@ use crate::editing;
 use crate::editing::builders::{delete_selected, finish_polygon, pick_class};
 use crate::features::export::{export, ExportKind};
 use crate::features::{boot, import, navigate, suggest};
+use crate::state::runs::Page;
 use crate::state::{AppState, Notice};
 use labeler::Labeler;
 use panels::{status_label, ImageList, ModelPanel, OntologyEditor, SelectionPanel, ToolBar};
@@ -168,6 +171,12 @@ fn Header(state: AppState) -> impl IntoView {
     view! {
         <header>
             <h1>"Lamina"</h1>
+            <span class="group tabs">
+                <button class:active=move || state.runs.page.get() == Page::Label data-testid="page-label"
+                    on:click=move |_| state.runs.page.set(Page::Label)>"Label"</button>
+                <button class:active=move || state.runs.page.get() == Page::Runs data-testid="page-runs"
+                    on:click=move |_| state.runs.page.set(Page::Runs)>"Model runs"</button>
+            </span>
             <select data-testid="project" on:change=move |ev| spawn_local(navigate::open_project(state, event_target_value(&ev)))>
                 {project_options}
             </select>
@@ -252,7 +261,7 @@ pub fn App() -> impl IntoView {
     view! {
         <div class="app" on:dragover=|ev: DragEvent| ev.prevent_default() on:drop=move |ev| on_drop(state, ev)>
             <Header state/>
-            <main>
+            <main class:hidden=move || state.runs.page.get() != Page::Label>
                 <ImageList state/>
                 <Labeler state/>
                 <aside class="panel">
@@ -267,6 +276,9 @@ pub fn App() -> impl IntoView {
                     </section>
                 </aside>
             </main>
+            <Show when=move || state.runs.page.get() == Page::Runs>
+                <runs::RunsPage state/>
+            </Show>
             <StatusBar state/>
         </div>
     }

@@ -17,6 +17,8 @@
 //! | `segment`    | `handle`, `prompts`: [`SegmentRequest`]   | [`Segmented`]   | |
 //! | `profile`    | `handle`, `prompts`, `runs`               | per-node times  | |
 //! | `drop`       | `handle`                                  | `{}`            | |
+//! | `read_predictions` | `truth`, `file_name`, `drop_unmapped`, `bytes` | [`PredictionsRead`] | |
+//! | `run_metrics`| `truth`, `predictions`, `split?`, `iou`, `score` | [`MetricsComputed`] | |
 //!
 //! `segment` is latest-wins: a newer one cancels one still waiting, except that a hover preview
 //! (`remember: false`) never displaces a waiting click; the cancelled one fails with `cancelled: true`.
@@ -54,6 +56,45 @@ pub enum Request {
     Drop {
         handle: u32,
     },
+    /// A model's predictions file read against a run's labels (`lamina_runs::predictions`); the file's
+    /// bytes go under [`BYTES_FIELD`].
+    ReadPredictions {
+        /// The run's label bundle, JSON.
+        truth: String,
+        /// Decides the format: `.zip` (YOLO-seg text files), `.txt` (one), `.json` (COCO results or a bundle).
+        file_name: String,
+        /// Leave out predictions of classes not in the ontology instead of refusing the file.
+        drop_unmapped: bool,
+    },
+    /// Every metric of a prediction set against a run's labels (`lamina_runs::metrics`).
+    RunMetrics {
+        /// The run's label bundle, JSON.
+        truth: String,
+        /// The predictions, JSON (a list of `lamina_runs::run::Prediction`).
+        predictions: String,
+        /// `train`, `val` or `test`; every image of the run when absent.
+        #[serde(default)]
+        split: Option<String>,
+        iou: f64,
+        score: f64,
+    },
+}
+
+/// A predictions file read: the predictions (JSON list of `lamina_runs::run::Prediction`) and what the
+/// import found (JSON of `lamina_runs::predictions::ImportSummary`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PredictionsRead {
+    pub predictions: String,
+    pub summary: String,
+    pub count: usize,
+    pub ms: f64,
+}
+
+/// Metrics computed: the JSON of a `lamina_runs::metrics::Report`, and the time it took in the worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricsComputed {
+    pub report: String,
+    pub ms: f64,
 }
 
 /// The field of `inspect` and `encode` requests holding the image file's bytes.

@@ -11,6 +11,7 @@ pub mod predictions;
 pub mod run;
 pub mod shape;
 pub mod split;
+pub mod view;
 pub mod yolo;
 
 /// Everything that can go wrong with a run, worded for the person who sees it.

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::coco_eval::{coco_average_precision, CocoAp};
 use crate::shape::{iou, Shape};
@@ -47,7 +47,7 @@ impl Default for Thresholds {
 }
 
 /// The figures of one class, or of all classes together.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Figures {
     pub n_gt: u64,
     pub n_pred: u64,
@@ -71,7 +71,7 @@ pub struct Figures {
 }
 
 /// Per image, class-agnostic: what the app lists and sorts to find where a model fails.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageFigures {
     pub name: String,
     pub n_gt: u64,
@@ -86,14 +86,14 @@ pub struct ImageFigures {
 }
 
 /// Matched pairs of the class-agnostic matching, counted by (truth class, predicted class).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Confusion {
     pub classes: Vec<String>,
     /// `counts[truth][predicted]`.
     pub counts: Vec<Vec<u64>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub iou_threshold: f64,
     pub score_threshold: f64,
@@ -344,6 +344,42 @@ impl Counts {
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
     let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     (n > 0).then(|| sum / n as f64)
+}
+
+/// What became of each instance of one image: the app colours them by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Truth found, or a prediction that found it.
+    Matched,
+    /// Truth no prediction matched.
+    Missed,
+    /// A prediction that matched no truth.
+    FalsePositive,
+    /// A prediction under the score threshold (not counted).
+    BelowScore,
+}
+
+/// The class-agnostic matching of one image: an outcome per truth and per prediction, in their order.
+pub fn match_image(image: &EvalImage, thresholds: Thresholds) -> (Vec<Outcome>, Vec<Outcome>) {
+    let scored = Scored::new(image, thresholds.score);
+    let mut truth = vec![Outcome::Missed; image.truth.len()];
+    let mut predictions: Vec<Outcome> = image
+        .predictions
+        .iter()
+        .map(|p| {
+            if p.score >= thresholds.score {
+                Outcome::FalsePositive
+            } else {
+                Outcome::BelowScore
+            }
+        })
+        .collect();
+    for m in scored.matched(Subset::All, thresholds.iou) {
+        truth[m.truth] = Outcome::Matched;
+        predictions[m.pred] = Outcome::Matched;
+    }
+    (truth, predictions)
 }
 
 /// Every figure of `docs/model-runs.md` for these images. `classes` names the class indices of the

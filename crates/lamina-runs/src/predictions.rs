@@ -8,7 +8,7 @@ use lamina_core::bundle::{parse_bundle, Bundle};
 use lamina_core::mask::Mask;
 use lamina_core::polygon::rasterize_polygon;
 use lamina_core::rle::{CompressedRle, Rle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::run::Prediction;
@@ -19,7 +19,7 @@ use crate::RunError;
 const MAX_LISTED: usize = 20;
 
 /// What an import found, shown to the user before and after.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImportSummary {
     pub predictions: usize,
     pub images: usize,

@@ -202,3 +202,38 @@ fn images_with_nothing_do_not_count_in_image_means() {
     assert_eq!(r.images.len(), 2);
     assert_eq!(r.images[0].aji, None);
 }
+
+#[test]
+fn match_image_gives_each_instance_its_outcome() {
+    use lamina_runs::metrics::{match_image, Outcome};
+    let truth = vec![
+        obj(0, 1.0, rect(0, 0, 4, 4)),
+        obj(0, 1.0, rect(10, 0, 2, 2)),
+    ];
+    let predictions = vec![
+        obj(0, 0.9, rect(1, 0, 4, 4)),
+        obj(0, 0.8, rect(15, 15, 3, 3)),
+        obj(0, 0.1, rect(10, 0, 2, 2)),
+    ];
+    let image = EvalImage {
+        name: "i".into(),
+        truth,
+        predictions,
+    };
+    let (t, p) = match_image(
+        &image,
+        Thresholds {
+            iou: 0.5,
+            score: 0.2,
+        },
+    );
+    assert_eq!(t, vec![Outcome::Matched, Outcome::Missed]);
+    assert_eq!(
+        p,
+        vec![
+            Outcome::Matched,
+            Outcome::FalsePositive,
+            Outcome::BelowScore
+        ]
+    );
+}

@@ -12,6 +12,7 @@ use lamina_core::worker_protocol::{Inspected, DISPLAY_FIELD};
 use sha2::{Digest, Sha256};
 use wasm_bindgen::prelude::*;
 
+pub mod runs;
 pub mod sam;
 
 #[derive(Debug, PartialEq)]
