@@ -432,7 +432,7 @@ async fn a_failed_migration_aborts_the_upgrade_says_why_and_changes_nothing() {
     };
     assert!(
         err.starts_with(
-            "Lamina cannot open its storage: upgrading its data from version 2 to 3 failed"
+            "Lamina cannot open its storage: upgrading its data from version 2 to 4 failed"
         ),
         "{err}"
     );

@@ -238,3 +238,78 @@ fn missing_dir_and_bad_sets_are_reported() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("nucleus"), "{}", stderr(&out));
 }
+
+#[test]
+fn metrics_of_the_labels_against_themselves_are_perfect_and_run_export_splits() {
+    let dir = scratch("metrics-self");
+    let bundle = import3(&dir);
+    let b = bundle.to_str().unwrap();
+    // The labels as their own predictions (a bundle): every figure is 1 (COCO's precision carries eps).
+    let out = lamina(&["--json", "metrics", "--gt", b, "--pred", b]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let m = stdout_json(&out);
+    for key in [
+        "precision",
+        "recall",
+        "f1",
+        "mean_iou",
+        "dice",
+        "pq",
+        "aji",
+        "bpq",
+    ] {
+        assert_eq!(m[key], 1.0, "{key}");
+    }
+    assert!((m["map"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    assert_eq!(m["n_gt"], m["n_pred"]);
+
+    let zip = dir.join("run.zip");
+    let out = lamina(&[
+        "--json",
+        "run",
+        "export",
+        b,
+        "--out",
+        zip.to_str().unwrap(),
+        "--split",
+        "1,1,1",
+        "--seed",
+        "4",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let r = stdout_json(&out);
+    assert_eq!(
+        r["counts"],
+        serde_json::json!({"train": 1, "val": 1, "test": 1})
+    );
+    assert!(std::fs::metadata(&zip).unwrap().len() > 1000);
+}
+
+#[test]
+fn metrics_refuses_bad_thresholds_and_unknown_splits_clearly() {
+    let dir = scratch("metrics-bad");
+    let bundle = import3(&dir);
+    let b = bundle.to_str().unwrap();
+    for (args, says) in [
+        (vec!["--iou", "1.5"], "--iou"),
+        (vec!["--score=-1"], "--score"),
+        (vec!["--split", "holdout"], "train, val or test"),
+    ] {
+        let mut all = vec!["metrics", "--gt", b, "--pred", b];
+        all.extend(args);
+        let out = lamina(&all);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+    }
+    let out = lamina(&[
+        "run",
+        "export",
+        b,
+        "--out",
+        dir.join("x.zip").to_str().unwrap(),
+        "--split",
+        "80,20",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("three numbers"), "{}", stderr(&out));
+}
