@@ -236,7 +236,8 @@ pub async fn import_predictions(state: AppState, file: web_sys::File, drop_unmap
         let bytes = array_buffer(&file, &name).await?;
         let read =
             worker_client::read_predictions(&run.bundle_json, &name, bytes, drop_unmapped).await?;
-        let summary: ImportSummary = serde_json::from_str(&read.summary).unwrap_or_default();
+        let summary: ImportSummary = serde_json::from_str(&read.summary)
+            .map_err(|e| AppError::Worker(format!("the import summary is not understood: {e}")))?;
         let n = state.runs.sets.with_untracked(Vec::len) + 1;
         let record = PredictionRecord {
             id: new_id(),
@@ -276,7 +277,7 @@ async fn report_of(
     state: AppState,
     run: &RunRecord,
     set_id: &str,
-) -> Result<(Report, f64, Option<Vec<Prediction>>), AppError> {
+) -> Result<(Report, f64, Vec<Prediction>), AppError> {
     let sets = store::shared()?.prediction_sets(&run.id).await?;
     let set = sets
         .into_iter()
@@ -293,7 +294,8 @@ async fn report_of(
     .await?;
     let report: Report = serde_json::from_str(&computed.report)
         .map_err(|e| AppError::Worker(format!("the metrics are not understood: {e}")))?;
-    let predictions: Option<Vec<Prediction>> = serde_json::from_str(&set.predictions_json).ok();
+    let predictions: Vec<Prediction> = serde_json::from_str(&set.predictions_json)
+        .map_err(|e| AppError::Corrupt(format!("the stored predictions of {}: {e}", set.name)))?;
     Ok((report, computed.ms, predictions))
 }
 
@@ -318,7 +320,7 @@ pub async fn measure(state: AppState) {
     match result {
         Ok((a, b)) => {
             r.predictions_a
-                .set_value(a.as_ref().and_then(|(_, _, p)| p.clone()).map(Arc::new));
+                .set_value(a.as_ref().map(|(_, _, p)| Arc::new(p.clone())));
             r.report_a.set(a.map(|(report, _, _)| Arc::new(report)));
             r.report_b.set(b.map(Arc::new));
             if let Some(c) = r.comparison.get_untracked() {
@@ -340,7 +342,10 @@ pub async fn compare_image(state: AppState, asset_id: String) {
             .iter()
             .find(|a| a.id == asset_id)
             .ok_or_else(|| AppError::invalid("that image is not in the run"))?;
-        let predictions = r.predictions_a.get_value().unwrap_or_default();
+        let predictions = r
+            .predictions_a
+            .get_value()
+            .ok_or_else(|| AppError::invalid("import or choose a prediction set first"))?;
         let truth: Vec<&lamina_core::labels::Instance> = bundle
             .instances
             .iter()

@@ -41,6 +41,7 @@ impl RunZipWriter {
             loss: YoloLoss::default(),
             images_written: 0,
         };
+        // A plain struct with string keys: serializing cannot fail.
         w.text(
             "run.json",
             &serde_json::to_string_pretty(info).unwrap_or_default(),
