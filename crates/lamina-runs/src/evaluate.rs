@@ -18,13 +18,7 @@ pub fn eval_images(
     predictions: &[Prediction],
     only: Option<Split>,
 ) -> Result<(Vec<String>, Vec<EvalImage>), RunError> {
-    let class_index: HashMap<&str, usize> = truth
-        .ontology
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i))
-        .collect();
+    let class_index = crate::class_indices(&truth.ontology);
     let mut images: Vec<EvalImage> = Vec::new();
     let mut image_index: HashMap<&str, usize> = HashMap::new();
     for asset in &truth.assets {

@@ -14,6 +14,19 @@ pub mod split;
 pub mod view;
 pub mod yolo;
 
+/// Each ontology class id's position: class indices in YOLO labels, COCO category ids minus one, and
+/// the metrics' class numbers all follow ontology order.
+pub fn class_indices(
+    ontology: &lamina_core::labels::Ontology,
+) -> std::collections::HashMap<&str, usize> {
+    ontology
+        .classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id.as_str(), i))
+        .collect()
+}
+
 /// Everything that can go wrong with a run, worded for the person who sees it.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RunError {

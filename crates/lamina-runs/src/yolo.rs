@@ -1,7 +1,7 @@
 //! The YOLO segmentation dataset of a run zip, in the layout ultralytics' trainers read: `data.yaml`,
 //! `images/<split>/`, `labels/<split>/<stem>.txt` with one normalised polygon per instance.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 
 use lamina_core::bundle::Bundle;
@@ -104,13 +104,7 @@ pub fn label_text(
     height: u32,
     loss: &mut YoloLoss,
 ) -> Result<String, RunError> {
-    let class_index: BTreeMap<&str, usize> = bundle
-        .ontology
-        .classes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id.as_str(), i))
-        .collect();
+    let class_index = crate::class_indices(&bundle.ontology);
     let mut out = String::new();
     for inst in instances {
         let Some(&class) = class_index.get(inst.class_id.as_str()) else {
