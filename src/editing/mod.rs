@@ -165,31 +165,17 @@ async fn step_history(
 
 /// Moves the current image to `status` (e.g. submitted).
 pub async fn set_status(state: AppState, status: LabelStatus) {
-    let Some(mut record) = state.current_record_now() else {
+    let Some(id) = state.asset_key() else {
         return;
     };
-    record.asset.status = status;
-    let outbox = state.sync.outbox_entry(&record);
-    let stored = async {
-        store::shared()?
-            .apply_edit(&record, &Edit::default(), outbox.as_ref())
-            .await
-    }
-    .await;
-    match stored {
-        Ok(()) => {
-            state.replace_record(record);
-            if outbox.is_some() {
-                push::schedule_push(state, PUSH_AFTER_EDIT_MS);
-            }
-        }
-        Err(e) => state.fail("The image's status was not saved", &e),
+    if let Err(e) = set_statuses(state, &[id], status).await {
+        state.fail("The image's status was not saved", &e);
     }
 }
 
 /// Moves these images of the open project to `status`, each in its own transaction (with its sync outbox
-/// entry), as [`set_status`] does for the current one. Returns how many changed; stops at the first
-/// failure, which is returned (the images before it have changed and are shown so).
+/// entry), and shows each once it is stored. Returns how many changed; stops at the first failure,
+/// which is returned (the images before it have changed and are shown so).
 pub async fn set_statuses(
     state: AppState,
     asset_ids: &[String],
