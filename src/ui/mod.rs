@@ -86,7 +86,8 @@ fn in_text_field(ev: &KeyboardEvent) -> bool {
 }
 
 fn on_key(state: AppState, ev: KeyboardEvent) {
-    if in_text_field(&ev) {
+    // The labeling keys act on the labeling view only, not behind the model-runs page.
+    if in_text_field(&ev) || state.runs.page.get_untracked() != Page::Label {
         return;
     }
     let Some(action) = action_for(&ev.key(), ev.ctrl_key() || ev.meta_key(), ev.shift_key()) else {
