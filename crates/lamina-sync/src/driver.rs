@@ -157,6 +157,8 @@ pub async fn fragment_keys<T: Transport>(
     let mut folders = vec![layout::labels_prefix(batch)];
     while let Some(folder) = folders.pop() {
         let mut page: Option<String> = None;
+        // A server that hands back a token it already gave would have us list forever.
+        let mut tokens_seen: BTreeSet<String> = BTreeSet::new();
         loop {
             let Some(request) = endpoint.list(&folder, page.as_deref(), t.now_ms())? else {
                 return Ok(keys);
@@ -176,6 +178,14 @@ pub async fn fragment_keys<T: Transport>(
             );
             folders.extend(listing.folders);
             match listing.next {
+                Some(next) if !tokens_seen.insert(next.clone()) => {
+                    return Err(SyncError::BadListing(
+                        folder,
+                        format!(
+                            "the server sent the continuation token {next:?} a second time, so the listing would never end"
+                        ),
+                    ));
+                }
                 Some(next) => page = Some(next),
                 None => break,
             }
@@ -345,5 +355,60 @@ mod tests {
         // Every key listed already: read, nothing written.
         ready(add_to_index(&t, &endpoint, "b1", &keys(&[1, 3]))).unwrap();
         assert_eq!(puts(), 2);
+    }
+
+    /// An S3 server whose listing always says "more" with the same continuation token.
+    struct StuckListing {
+        lists: std::cell::Cell<usize>,
+    }
+
+    impl Transport for StuckListing {
+        async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SyncError> {
+            if !request.url.contains("list-type=2") {
+                return Ok(HttpResponse {
+                    status: 404,
+                    body: vec![],
+                });
+            }
+            self.lists.set(self.lists.get() + 1);
+            if self.lists.get() > 1000 {
+                panic!("the listing was asked for more than 1000 times: it loops");
+            }
+            let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>lamina</Name><Prefix>team/batches/b/labels/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>same</NextContinuationToken></ListBucketResult>"#;
+            Ok(HttpResponse {
+                status: 200,
+                body: xml.as_bytes().to_vec(),
+            })
+        }
+
+        fn now_ms(&self) -> i64 {
+            1_795_000_000_000
+        }
+    }
+
+    #[test]
+    fn a_listing_that_repeats_its_continuation_token_is_an_error_not_a_loop() {
+        let endpoint = Endpoint::S3 {
+            location: crate::endpoint::S3Location {
+                endpoint: "http://127.0.0.1:3900".into(),
+                bucket: "lamina".into(),
+                region: "garage".into(),
+                path_style: true,
+                prefix: "team/".into(),
+            },
+            credentials: None,
+        };
+        let t = StuckListing {
+            lists: std::cell::Cell::new(0),
+        };
+        let err = ready(fragment_keys(&t, &endpoint, "b")).unwrap_err();
+        assert!(matches!(err, SyncError::BadListing(..)), "{err}");
+        assert!(err.to_string().contains("continuation token"), "{err}");
+        assert!(
+            t.lists.get() <= 2,
+            "stopped at the first repeat ({} listings)",
+            t.lists.get()
+        );
     }
 }
