@@ -8,8 +8,8 @@ use lamina_core::mask::Mask;
 use lamina_core::overlay::{changed_region, clip_region, compose_overlay_region_rgba};
 use leptos::html;
 use leptos::prelude::*;
-use wasm_bindgen::{Clamped, JsCast, JsValue};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData, PointerEvent, WheelEvent};
+use wasm_bindgen::{Clamped, JsValue};
+use web_sys::{HtmlCanvasElement, ImageData, PointerEvent, WheelEvent};
 
 use crate::editing::builders::{add_new, finish_polygon, finish_stroke};
 use crate::features::suggest;
@@ -54,14 +54,6 @@ struct ShownLayer {
 /// Screen distance under which a click closes the polygon on its first vertex.
 const CLOSE_POLYGON_SCREEN_PX: f64 = 8.0;
 
-fn context_2d(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
-    canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into().ok())
-}
-
 fn class_colour(state: &AppState) -> String {
     let id = state.class_id.get_untracked();
     state
@@ -72,7 +64,7 @@ fn class_colour(state: &AppState) -> String {
 }
 
 fn draw_draft(canvas: &HtmlCanvasElement, state: &AppState, drag: Option<&Drag>) {
-    let Some(ctx) = context_2d(canvas) else {
+    let Some(ctx) = super::context_2d(canvas) else {
         return;
     };
     ctx.clear_rect(
@@ -214,7 +206,7 @@ pub fn Labeler(state: AppState) -> impl IntoView {
         let colour = |i: &lamina_core::labels::Instance| {
             ontology.class(&i.class_id).map(|c| c.color.as_str())
         };
-        if let (Some(ctx), Some(region)) = (context_2d(&canvas), region) {
+        if let (Some(ctx), Some(region)) = (super::context_2d(&canvas), region) {
             match compose_overlay_region_rgba(w, h, &instances, colour, selected.as_deref(), region)
             {
                 Ok(rgba) => {

@@ -29,6 +29,15 @@ use crate::state::{AppState, Notice};
 use labeler::Labeler;
 use panels::{status_label, ImageList, ModelPanel, OntologyEditor, SelectionPanel, ToolBar};
 
+/// The 2D context of a canvas layer (labels, suggestion, comparison); `None` if the browser gives none.
+fn context_2d(canvas: &web_sys::HtmlCanvasElement) -> Option<web_sys::CanvasRenderingContext2d> {
+    canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into().ok())
+}
+
 fn files_of(input: &HtmlInputElement) -> Vec<File> {
     let Some(list) = input.files() else {
         return Vec::new();

@@ -8,8 +8,8 @@ use lamina_runs::metrics::{Figures, Outcome, Report};
 use lamina_runs::view::outcome_colour;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use wasm_bindgen::Clamped;
+use web_sys::{HtmlCanvasElement, ImageData};
 
 use crate::features::runs;
 use crate::state::AppState;
@@ -218,12 +218,7 @@ pub fn ImageTable(state: AppState) -> impl IntoView {
 fn paint(canvas: &HtmlCanvasElement, width: u32, height: u32, rgba: &[u8]) {
     canvas.set_width(width);
     canvas.set_height(height);
-    let Some(ctx) = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
-    else {
+    let Some(ctx) = super::context_2d(canvas) else {
         return;
     };
     if let Ok(data) = ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), width, height) {

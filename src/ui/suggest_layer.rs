@@ -5,8 +5,8 @@
 use lamina_core::labels::parse_hex_color;
 use lamina_core::suggest::mask_sprite;
 use leptos::prelude::*;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use wasm_bindgen::Clamped;
+use web_sys::{HtmlCanvasElement, ImageData};
 
 use crate::browser::now_ms;
 use crate::state::model::EmbeddingStatus;
@@ -40,12 +40,7 @@ pub fn draw_suggestions(
         canvas.set_width(w);
         canvas.set_height(h);
     }
-    let Some(ctx) = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
-    else {
+    let Some(ctx) = super::context_2d(canvas) else {
         return;
     };
     ctx.clear_rect(0.0, 0.0, f64::from(w), f64::from(h));
