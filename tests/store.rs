@@ -313,6 +313,8 @@ async fn runs_and_their_prediction_sets_survive_a_reopen_and_go_together() {
     let store = Store::open(name).await.unwrap();
     // Oldest first, only this project's.
     assert_eq!(store.runs("p").await.unwrap(), vec![b.clone(), a]);
+    assert_eq!(store.prediction_set("s1").await.unwrap(), Some(set.clone()));
+    assert_eq!(store.prediction_set("missing").await.unwrap(), None);
     assert_eq!(store.prediction_sets("r1").await.unwrap(), vec![set]);
     store.delete_run("r1").await.unwrap();
     assert_eq!(store.runs("p").await.unwrap(), vec![b]);

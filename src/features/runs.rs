@@ -278,10 +278,9 @@ async fn report_of(
     run: &RunRecord,
     set_id: &str,
 ) -> Result<(Report, f64, Vec<Prediction>), AppError> {
-    let sets = store::shared()?.prediction_sets(&run.id).await?;
-    let set = sets
-        .into_iter()
-        .find(|s| s.id == set_id)
+    let set = store::shared()?
+        .prediction_set(set_id)
+        .await?
         .ok_or_else(|| AppError::invalid("that prediction set is gone"))?;
     let r = state.runs;
     let computed = worker_client::run_metrics(

@@ -7,7 +7,7 @@ use lamina_runs::run::RunInfo;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
-use super::{to_js, Store};
+use super::{from_js, to_js, Store};
 use crate::error::AppError;
 
 pub(crate) const RUNS: &str = "runs";
@@ -77,6 +77,15 @@ impl Store {
             self.get_all(RUN_PREDICTIONS, Some(("run", run_id))).await?;
         sets.sort_by(|a, b| a.imported.cmp(&b.imported));
         Ok(sets)
+    }
+
+    /// One prediction set, by id.
+    pub async fn prediction_set(&self, id: &str) -> Result<Option<PredictionRecord>, AppError> {
+        self.get_value(RUN_PREDICTIONS, id)
+            .await?
+            .filter(|v| !v.is_undefined())
+            .map(from_js)
+            .transpose()
     }
 
     pub async fn put_prediction_set(&self, set: &PredictionRecord) -> Result<(), AppError> {
