@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use lamina_runs::evaluate::run_metrics;
-use lamina_runs::export::{read_zip_texts, RunZipWriter};
+use lamina_runs::export::RunZipWriter;
 use lamina_runs::metrics::{Report as MetricsReport, Thresholds};
 use lamina_runs::predictions::{
-    read_bundle_predictions, read_coco_results, read_yolo_predictions, ImportSummary, Unmapped,
+    read_predictions_file, read_yolo_predictions, ImportSummary, Unmapped,
 };
 use lamina_runs::run::{make_run, Prediction, RunSpec};
 use lamina_runs::split::{Split, SplitFractions};
@@ -140,20 +140,11 @@ pub fn read_predictions(
         }
         files.sort();
         read_yolo_predictions(&files, truth, unmapped)
-    } else if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
-    {
+    } else {
+        // A zip, one .txt, or JSON (COCO results or a bundle), as the app reads them.
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        read_yolo_predictions(&read_zip_texts(&bytes)?, truth, unmapped)
-    } else {
-        let text = read_text(path)?;
-        if text.trim_start().starts_with('[') {
-            read_coco_results(&text, truth, unmapped)
-        } else {
-            read_bundle_predictions(&text, truth, unmapped)
-        }
+        read_predictions_file(&path.display().to_string(), &bytes, truth, unmapped)
     };
     read.with_context(|| format!("{}", path.display()))
 }

@@ -404,3 +404,26 @@ pub fn read_bundle_predictions(
     }
     reader.finish(unmapped, &class_names(target.bundle))
 }
+
+/// A predictions file by its name: `.zip` (YOLO-seg text files in it), `.txt` (one YOLO-seg file), else
+/// JSON: a COCO results list, or a bundle. The app's worker and `lamina metrics` both read files this way.
+pub fn read_predictions_file(
+    file_name: &str,
+    bytes: &[u8],
+    bundle: &Bundle,
+    unmapped: Unmapped,
+) -> Result<(Vec<Prediction>, ImportSummary), RunError> {
+    let lower = file_name.to_ascii_lowercase();
+    if lower.ends_with(".zip") {
+        return read_yolo_predictions(&crate::export::read_zip_texts(bytes)?, bundle, unmapped);
+    }
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| RunError::Predictions(vec![format!("{file_name} is not UTF-8 text")]))?;
+    if lower.ends_with(".txt") {
+        read_yolo_predictions(&[(file_name.to_owned(), text.to_owned())], bundle, unmapped)
+    } else if text.trim_start().starts_with('[') {
+        read_coco_results(text, bundle, unmapped)
+    } else {
+        read_bundle_predictions(text, bundle, unmapped)
+    }
+}

@@ -5,21 +5,14 @@
 use lamina_core::bundle::{parse_bundle, Bundle};
 use lamina_core::worker_protocol::{MetricsComputed, PredictionsRead};
 use lamina_runs::evaluate::run_metrics;
-use lamina_runs::export::read_zip_texts;
 use lamina_runs::metrics::Thresholds;
-use lamina_runs::predictions::{
-    read_bundle_predictions, read_coco_results, read_yolo_predictions, Unmapped,
-};
+use lamina_runs::predictions::{read_predictions_file, Unmapped};
 use lamina_runs::run::Prediction;
 use lamina_runs::split::Split;
 use wasm_bindgen::prelude::*;
 
 fn truth_bundle(json: &str) -> Result<Bundle, String> {
     parse_bundle(json).map_err(|e| format!("the run's labels cannot be read: {e}"))
-}
-
-fn text(bytes: &[u8], file_name: &str) -> Result<String, String> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| format!("{file_name} is not UTF-8 text"))
 }
 
 /// The predictions in a file, by its name's extension.
@@ -35,21 +28,7 @@ pub fn read_predictions(
     } else {
         Unmapped::Refuse
     };
-    let lower = file_name.to_ascii_lowercase();
-    let read = if lower.ends_with(".zip") {
-        let files = read_zip_texts(bytes).map_err(|e| e.to_string())?;
-        read_yolo_predictions(&files, &truth, unmapped)
-    } else if lower.ends_with(".txt") {
-        let files = vec![(file_name.to_owned(), text(bytes, file_name)?)];
-        read_yolo_predictions(&files, &truth, unmapped)
-    } else {
-        let json = text(bytes, file_name)?;
-        if json.trim_start().starts_with('[') {
-            read_coco_results(&json, &truth, unmapped)
-        } else {
-            read_bundle_predictions(&json, &truth, unmapped)
-        }
-    };
+    let read = read_predictions_file(file_name, bytes, &truth, unmapped);
     let (predictions, summary) = read.map_err(|e| e.to_string())?;
     let summary = serde_json::to_string(&summary).map_err(|e| e.to_string())?;
     Ok((predictions, summary))
