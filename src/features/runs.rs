@@ -277,7 +277,7 @@ async fn report_of(
     state: AppState,
     run: &RunRecord,
     set_id: &str,
-) -> Result<(Report, f64, Vec<Prediction>), AppError> {
+) -> Result<(Report, PredictionRecord), AppError> {
     let set = store::shared()?
         .prediction_set(set_id)
         .await?
@@ -293,9 +293,7 @@ async fn report_of(
     .await?;
     let report: Report = serde_json::from_str(&computed.report)
         .map_err(|e| AppError::Worker(format!("the metrics are not understood: {e}")))?;
-    let predictions: Vec<Prediction> = serde_json::from_str(&set.predictions_json)
-        .map_err(|e| AppError::Corrupt(format!("the stored predictions of {}: {e}", set.name)))?;
-    Ok((report, computed.ms, predictions))
+    Ok((report, set))
 }
 
 /// Computes the metrics of set A (and B, to compare) in the worker with the chosen thresholds and split.
@@ -303,8 +301,16 @@ pub async fn measure(state: AppState) {
     let r = state.runs;
     let Some(run) = r.run_now() else { return };
     let result = async {
+        // Set A's predictions are also kept parsed for the comparison view; set B gives only figures.
         let a = match r.set_a.get_untracked() {
-            Some(id) => Some(report_of(state, &run, &id).await?),
+            Some(id) => {
+                let (report, set) = report_of(state, &run, &id).await?;
+                let predictions: Vec<Prediction> = serde_json::from_str(&set.predictions_json)
+                    .map_err(|e| {
+                        AppError::Corrupt(format!("the stored predictions of {}: {e}", set.name))
+                    })?;
+                Some((report, predictions))
+            }
             None => None,
         };
         let b = match r.set_b.get_untracked() {
@@ -318,9 +324,9 @@ pub async fn measure(state: AppState) {
     .await;
     match result {
         Ok((a, b)) => {
-            r.predictions_a
-                .set_value(a.as_ref().map(|(_, _, p)| Arc::new(p.clone())));
-            r.report_a.set(a.map(|(report, _, _)| Arc::new(report)));
+            let (report_a, predictions_a) = a.unzip();
+            r.predictions_a.set_value(predictions_a.map(Arc::new));
+            r.report_a.set(report_a.map(Arc::new));
             r.report_b.set(b.map(Arc::new));
             if let Some(c) = r.comparison.get_untracked() {
                 compare_image(state, c.asset_id).await;

@@ -22,7 +22,6 @@ pub enum Page {
 pub struct SetSummary {
     pub id: String,
     pub name: String,
-    pub source: String,
     pub count: usize,
 }
 
@@ -31,7 +30,6 @@ impl From<&PredictionRecord> for SetSummary {
         SetSummary {
             id: r.id.clone(),
             name: r.name.clone(),
-            source: r.source.clone(),
             count: r.count,
         }
     }
