@@ -111,6 +111,7 @@ async fn import_one(
             metadata: item.metadata,
             uri: item.uri,
             status: item.status,
+            stage: Default::default(),
         },
         remote: None,
     };

@@ -102,6 +102,7 @@ async fn connect_inner(state: AppState, form: ConnectForm) -> Result<(), AppErro
                         ImageLocation::Key(_) => None,
                     },
                     status: LabelStatus::Unlabeled,
+                    stage: Default::default(),
                 },
                 remote: Some(a.location.clone()),
             }

@@ -258,6 +258,7 @@ fn import_item(args: &ImportArgs, raw: &Value, set: &str) -> Result<(Asset, Vec<
         metadata: metadata(raw, set),
         uri: Some(uri(args.image_base.as_deref(), &item.image)),
         status: LabelStatus::Submitted,
+        stage: Default::default(),
     };
     Ok((asset, instances))
 }

@@ -8,11 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::labels::{Asset, Instance, Ontology};
+use crate::review::{self, ReviewEvent, Stage};
 use crate::rle::Rle;
 
 pub const BUNDLE_FORMAT: &str = "lamina.bundle";
-/// Bumped on any change a version-1 reader would misread; readers refuse newer versions.
-pub const BUNDLE_VERSION: u32 = 1;
+/// Bumped on any change an older reader would misread; readers refuse newer versions. Version 2 added
+/// review: each asset's `stage` and the `review` event log. Version 1 bundles still read (their stages
+/// are derived from the statuses).
+pub const BUNDLE_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BundleProject {
@@ -30,6 +33,9 @@ pub struct Bundle {
     pub ontology: Ontology,
     pub assets: Vec<Asset>,
     pub instances: Vec<Instance>,
+    /// Every review event (submit, approve, reject, issues, replies), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub review: Vec<ReviewEvent>,
 }
 
 impl Bundle {
@@ -42,12 +48,79 @@ impl Bundle {
             ontology,
             assets: Vec::new(),
             instances: Vec::new(),
+            review: Vec::new(),
         }
     }
 
+    /// Each asset's stage as its status, labels and review events give it.
+    pub fn derived_stages(&self) -> Vec<Stage> {
+        let mut instances: BTreeMap<&str, Vec<Instance>> = BTreeMap::new();
+        for i in &self.instances {
+            instances
+                .entry(i.asset_id.as_str())
+                .or_default()
+                .push(i.clone());
+        }
+        let mut events: BTreeMap<&str, Vec<&ReviewEvent>> = BTreeMap::new();
+        for e in &self.review {
+            events.entry(e.asset_id.as_str()).or_default().push(e);
+        }
+        self.assets
+            .iter()
+            .map(|a| {
+                let labels = instances.get(a.id.as_str()).map_or(&[][..], Vec::as_slice);
+                let events = events.get(a.id.as_str()).map_or(&[][..], Vec::as_slice);
+                review::stage_of(a.status, &review::labels_digest(labels), events).stage
+            })
+            .collect()
+    }
+
+    /// Sets every asset's stage from its status, labels and review events.
+    pub fn derive_stages(&mut self) {
+        let stages = self.derived_stages();
+        for (asset, stage) in self.assets.iter_mut().zip(stages) {
+            asset.stage = stage;
+        }
+    }
+
+    /// The images at `stage` only, with their labels and review events (e.g. "Done only" for training).
+    pub fn only_stage(&self, stage: Stage) -> Bundle {
+        let keep: BTreeSet<&str> = self
+            .assets
+            .iter()
+            .filter(|a| a.stage == stage)
+            .map(|a| a.id.as_str())
+            .collect();
+        Bundle {
+            assets: self
+                .assets
+                .iter()
+                .filter(|a| keep.contains(a.id.as_str()))
+                .cloned()
+                .collect(),
+            instances: self
+                .instances
+                .iter()
+                .filter(|i| keep.contains(i.asset_id.as_str()))
+                .cloned()
+                .collect(),
+            review: self
+                .review
+                .iter()
+                .filter(|e| keep.contains(e.asset_id.as_str()))
+                .cloned()
+                .collect(),
+            ..self.clone()
+        }
+    }
+
+    /// The bundle as a file, with every asset's stage derived afresh (a stage is never written that its
+    /// history does not give, whoever built the bundle).
     pub fn to_json_pretty(&self) -> String {
+        let mut out = self.clone();
+        out.derive_stages();
         // Serializing plain structs with string keys cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        serde_json::to_string_pretty(&out).unwrap_or_default()
     }
 }
 
@@ -77,14 +150,40 @@ pub fn parse_bundle(json: &str) -> Result<Bundle, BundleError> {
             return Err(BundleError::TooNew(v as u32));
         }
     }
-    let bundle: Bundle =
+    let version = header.get("version").and_then(|v| v.as_u64()).unwrap_or(1);
+    let mut bundle: Bundle =
         serde_json::from_value(header).map_err(|e| BundleError::Json(e.to_string()))?;
-    let problems = validate(&bundle);
+    let mut problems = validate(&bundle);
+    if version < 2 {
+        // Version 1 had no stages: each is what the image's status gives.
+        bundle.derive_stages();
+    } else {
+        problems.extend(stage_problems(&bundle));
+    }
     if problems.is_empty() {
         Ok(bundle)
     } else {
         Err(BundleError::Invalid(problems))
     }
+}
+
+/// A stage that its review history does not give (a hand-edited bundle): named, never silently changed.
+fn stage_problems(bundle: &Bundle) -> Vec<String> {
+    bundle
+        .assets
+        .iter()
+        .zip(bundle.derived_stages())
+        .enumerate()
+        .filter(|(_, (a, derived))| a.stage != *derived)
+        .map(|(i, (a, derived))| {
+            format!(
+                "assets[{i}] ({}): stage `{}` but its status and review history give `{}`",
+                a.id,
+                a.stage.key(),
+                derived.key()
+            )
+        })
+        .collect()
 }
 
 /// Every problem in a bundle, each naming where it is. Empty means valid.
@@ -159,6 +258,18 @@ pub fn validate(bundle: &Bundle) -> Vec<String> {
                     problems.push(format!("{at}: mask is empty"));
                 }
             }
+        }
+    }
+    let mut events: BTreeMap<&str, &ReviewEvent> = BTreeMap::new();
+    for (i, e) in bundle.review.iter().enumerate() {
+        if events.insert(e.id.as_str(), e).is_some() {
+            problems.push(format!("review[{i}] ({}): id is used twice", e.id));
+        }
+    }
+    for (i, e) in bundle.review.iter().enumerate() {
+        let size = assets.get(e.asset_id.as_str()).map(|a| (a.width, a.height));
+        for p in review::event_problems(e, size, &events) {
+            problems.push(format!("review[{i}] ({}): {p}", e.id));
         }
     }
     problems

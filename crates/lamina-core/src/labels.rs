@@ -98,6 +98,8 @@ pub enum LabelStatus {
     Unlabeled,
     InProgress,
     Submitted,
+    /// Left out on purpose (unusable image, out of scope); its own stage in review.
+    Skipped,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,6 +117,10 @@ pub struct Asset {
     pub uri: Option<String>,
     #[serde(default)]
     pub status: LabelStatus,
+    /// Derived from `status`, the labels and the review events ([`crate::review::stage_of`]); kept here
+    /// so lists and exports need not derive it again.
+    #[serde(default)]
+    pub stage: crate::review::Stage,
 }
 
 /// The tool that produced (or last reshaped) an instance.

@@ -105,6 +105,7 @@ pub fn bundle_of_split(bundle: &Bundle, split: Split) -> Bundle {
         .filter(|i| kept.contains(i.asset_id.as_str()))
         .cloned()
         .collect();
+    out.review.retain(|e| kept.contains(e.asset_id.as_str()));
     out
 }
 

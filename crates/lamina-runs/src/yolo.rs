@@ -176,6 +176,7 @@ mod tests {
                 metadata: Default::default(),
                 uri: None,
                 status: LabelStatus::Submitted,
+                stage: Default::default(),
             });
         }
         b

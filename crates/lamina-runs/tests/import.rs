@@ -30,6 +30,7 @@ fn bundle() -> Bundle {
             metadata: Default::default(),
             uri: None,
             status: LabelStatus::Submitted,
+            stage: Default::default(),
         });
     }
     b

@@ -128,6 +128,7 @@ mod tests {
             metadata: Default::default(),
             uri: None,
             status: LabelStatus::Submitted,
+            stage: Default::default(),
         });
         let mut m = Mask::new(8, 8);
         m.fill_rect(1.0, 1.0, 5.0, 5.0, true);
