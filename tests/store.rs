@@ -19,6 +19,7 @@ fn project(id: &str) -> Project {
         name: "p".into(),
         created: "2026-01-01T00:00:00Z".into(),
         ontology: Ontology::pannuke(),
+        reviewers: vec![],
     }
 }
 
@@ -37,8 +38,10 @@ fn record(project_id: &str, id: &str, position: u32) -> AssetRecord {
                 .collect(),
             uri: None,
             status: LabelStatus::Unlabeled,
+            stage: Default::default(),
         },
         remote: None,
+        review_note: None,
     }
 }
 
@@ -153,7 +156,7 @@ async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
     store.close();
     // Reopening at the same version runs no migration and finds every store.
     let store = Store::open(name).await.unwrap();
-    assert_eq!(store.version().unwrap(), 4);
+    assert_eq!(store.version().unwrap(), 5);
     assert_eq!(
         store.store_names(),
         [
@@ -164,13 +167,14 @@ async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
             "model_files",
             "outbox",
             "projects",
+            "review_events",
             "run_predictions",
             "runs",
             "settings",
             "sync_assets",
             "sync_batches"
         ],
-        "every store of schema version 4, and no other"
+        "every store of schema version 5, and no other"
     );
     assert!(store.projects().await.unwrap().is_empty());
     assert!(store.assets("none").await.unwrap().is_empty());
@@ -322,6 +326,79 @@ async fn runs_and_their_prediction_sets_survive_a_reopen_and_go_together() {
         store.prediction_sets("r1").await.unwrap().is_empty(),
         "a run's sets go with it"
     );
+    store.close();
+}
+
+#[wasm_bindgen_test]
+async fn review_events_land_with_their_image_and_stay_unpushed_until_a_push_carried_them() {
+    use lamina_app::store::review::ReviewRecord;
+    use lamina_core::review::{EventKind, ReviewEvent, Stage};
+    let name = "lamina-test-review";
+    delete_database(name).await.unwrap();
+    let store = Store::open(name).await.unwrap();
+    let mut img = record("p", "img", 0);
+    img.asset.status = LabelStatus::Submitted;
+    img.asset.stage = Stage::Done;
+    let approve = ReviewEvent {
+        id: "e2".into(),
+        asset_id: "img".into(),
+        author: "rev".into(),
+        at: "2026-12-02T10:00:01Z".into(),
+        kind: EventKind::Approve {
+            labels: "d".into(),
+            replaces: vec!["e1".into()],
+        },
+    };
+    let submit = ReviewEvent {
+        id: "e1".into(),
+        at: "2026-12-02T10:00:00Z".into(),
+        kind: EventKind::Submit {
+            labels: "d".into(),
+            replaces: vec![],
+        },
+        ..approve.clone()
+    };
+    let records = [
+        ReviewRecord::new("p", approve.clone(), false),
+        ReviewRecord::new("p", submit.clone(), false),
+    ];
+    store.record_review(&img, &records, None).await.unwrap();
+    store
+        .record_review(
+            &record("other", "x", 0),
+            &[ReviewRecord::new(
+                "other",
+                ReviewEvent {
+                    id: "e3".into(),
+                    asset_id: "x".into(),
+                    ..submit.clone()
+                },
+                false,
+            )],
+            None,
+        )
+        .await
+        .unwrap();
+    store.close();
+
+    let store = Store::open(name).await.unwrap();
+    assert_eq!(
+        store.review_events("img").await.unwrap(),
+        vec![submit, approve],
+        "oldest first, this image's only"
+    );
+    let stored = store.assets("p").await.unwrap();
+    assert_eq!(
+        stored[0].asset.stage,
+        Stage::Done,
+        "the stage came with the events"
+    );
+    let project = store.project_review("p").await.unwrap();
+    assert_eq!(project.len(), 2);
+    assert!(project.iter().all(|r| !r.pushed));
+    store.mark_review_pushed(&project[..1]).await.unwrap();
+    let after = store.project_review("p").await.unwrap();
+    assert_eq!(after.iter().filter(|r| r.pushed).count(), 1);
     store.close();
 }
 

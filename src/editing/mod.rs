@@ -4,6 +4,7 @@
 
 pub mod builders;
 pub mod push;
+pub mod review;
 
 use lamina_core::edit::{Edit, History};
 use lamina_core::labels::{ClassDef, Instance, LabelStatus, Ontology, Prompt, Provenance, Tool};
@@ -17,7 +18,7 @@ use crate::store;
 use crate::store::AssetRecord;
 
 /// Delay between a change and its push, so a burst of edits makes one fragment.
-const PUSH_AFTER_EDIT_MS: u32 = 800;
+pub(crate) const PUSH_AFTER_EDIT_MS: u32 = 800;
 
 /// A new instance of the current class on the current image, made by `tool` from `mask_image`, with its
 /// provenance (prompts in image pixels, the model if one made it). `None`, with the reason shown, when
@@ -72,6 +73,11 @@ async fn store_edit(state: AppState, edit: &Edit) -> bool {
     if record.asset.status == LabelStatus::Unlabeled && !after.is_empty() {
         record.asset.status = LabelStatus::InProgress;
     }
+    // An edit can change the stage: approved labels that change go back to review.
+    state
+        .review
+        .events
+        .with_untracked(|events| review::restage(&mut record, &after, events));
     let outbox = state.sync.outbox_entry(&record);
     let stored = async {
         store::shared()?
@@ -163,16 +169,6 @@ async fn step_history(
     }
 }
 
-/// Moves the current image to `status` (e.g. submitted).
-pub async fn set_status(state: AppState, status: LabelStatus) {
-    let Some(id) = state.asset_key() else {
-        return;
-    };
-    if let Err(e) = set_statuses(state, &[id], status).await {
-        state.fail("The image's status was not saved", &e);
-    }
-}
-
 /// Moves these images of the open project to `status`, each in its own transaction (with its sync outbox
 /// entry), and shows each once it is stored. Returns how many changed; stops at the first failure,
 /// which is returned (the images before it have changed and are shown so).
@@ -191,6 +187,10 @@ pub async fn set_statuses(
     let mut queued = false;
     for mut record in records {
         record.asset.status = status;
+        let db = store::shared()?;
+        let instances = db.instances(&record.asset.id).await?;
+        let events = db.review_events(&record.asset.id).await?;
+        review::restage(&mut record, &instances, &events);
         let outbox = state.sync.outbox_entry(&record);
         store::shared()?
             .apply_edit(&record, &Edit::default(), outbox.as_ref())

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use lamina_core::review::ReviewEvent;
 use lamina_sync::driver::{self, backoff_ms};
 use lamina_sync::fragment::{refile, AssetLabels, ImageInfo};
 use lamina_sync::{layout, Fragment};
@@ -16,6 +17,7 @@ use crate::error::AppError;
 use crate::state::sync::{ConflictView, SyncStatus};
 use crate::state::AppState;
 use crate::store;
+use crate::store::review::ReviewRecord;
 use crate::store::sync::{BatchLink, Pushed};
 
 /// Shows a local failure of sync on the sync line (it is about this device, not the server).
@@ -83,8 +85,14 @@ async fn recount_pending(state: AppState) -> bool {
     let Some(link) = state.sync.link.get_untracked() else {
         return true;
     };
-    let pending = match async { store::shared()?.outbox(&link.project_id).await }.await {
-        Ok(queued) => queued.len(),
+    let pending = async {
+        let db = store::shared()?;
+        let images = db.outbox(&link.project_id).await?.len();
+        let review = unpushed_review(&db, &link.project_id).await?.len();
+        Ok::<_, AppError>(images + review)
+    };
+    let pending = match pending.await {
+        Ok(n) => n,
         Err(e) => {
             sync_line_error(state, "the queue of changes to push cannot be read", &e);
             return false;
@@ -202,17 +210,37 @@ async fn fail(state: AppState, e: AppError) {
 
 /// At most this many images per fragment, so one push stays a reasonable upload.
 const MAX_IMAGES_PER_FRAGMENT: usize = 200;
+/// And at most this many review events.
+const MAX_REVIEW_EVENTS_PER_FRAGMENT: usize = 2000;
+
+/// Review events of the project no push has carried yet, oldest first.
+async fn unpushed_review(
+    db: &store::Store,
+    project_id: &str,
+) -> Result<Vec<ReviewRecord>, AppError> {
+    let mut list: Vec<ReviewRecord> = db
+        .project_review(project_id)
+        .await?
+        .into_iter()
+        .filter(|r| !r.pushed)
+        .collect();
+    list.sort_by(|a, b| a.event.at.cmp(&b.event.at).then(a.id.cmp(&b.id)));
+    Ok(list)
+}
 
 async fn push_inner(state: AppState, mut link: BatchLink) -> Result<usize, AppError> {
     let db = store::shared()?;
     let mut queued = db.outbox(&link.project_id).await?;
-    if queued.is_empty() {
+    let mut review = unpushed_review(&db, &link.project_id).await?;
+    if queued.is_empty() && review.is_empty() {
         return Ok(0);
     }
     queued.truncate(MAX_IMAGES_PER_FRAGMENT);
+    review.truncate(MAX_REVIEW_EVENTS_PER_FRAGMENT);
     state.sync.status.set(SyncStatus::Syncing(format!(
-        "pushing {} image(s)",
-        queued.len()
+        "pushing {} image(s), {} review event(s)",
+        queued.len(),
+        review.len()
     )));
     let records = db.sync_records().await?;
     let assets = db.assets(&link.project_id).await?;
@@ -248,12 +276,24 @@ async fn push_inner(state: AppState, mut link: BatchLink) -> Result<usize, AppEr
         });
         labels.push(asset_labels);
     }
-    // A retry of the very same images and changes reuses the fragment it built (same time, same bytes,
-    // same key), so an upload whose answer was lost is not written a second time under a new key.
-    let generations: Vec<String> = pushed.iter().map(|p| p.generation.clone()).collect();
+    // Events travel under the batch's image ids, like labels.
+    let events: Vec<ReviewEvent> = review
+        .iter()
+        .map(|r| ReviewEvent {
+            asset_id: layout::sync_asset_id(&link.batch, &r.asset_id).to_owned(),
+            ..r.event.clone()
+        })
+        .collect();
+    // A retry of the very same images, changes and events reuses the fragment it built (same time, same
+    // bytes, same key), so an upload whose answer was lost is not written a second time under a new key.
+    let generations: Vec<String> = pushed
+        .iter()
+        .map(|p| p.generation.clone())
+        .chain(review.iter().map(|r| r.id.clone()))
+        .collect();
     let fragment = match state.sync.last_fragment.get_value() {
         Some((g, f)) if g == generations && f.batch == link.batch => f,
-        _ => Fragment::new(&link.batch, &link.labeler, &now(), labels)?,
+        _ => Fragment::new(&link.batch, &link.labeler, &now(), labels)?.with_review(events),
     };
     state
         .sync
@@ -263,8 +303,10 @@ async fn push_inner(state: AppState, mut link: BatchLink) -> Result<usize, AppEr
         driver::push_fragment(&Fetch, &link.endpoint, &fragment, &link.ledger.fragments).await?;
     link.ledger.record(&outcome.key, &fragment);
     db.finish_push(&link, &pushed).await?;
+    // Were this lost to a crash, the events would go again in the next fragment: readers merge by id.
+    db.mark_review_pushed(&review).await?;
     keep_link(state, link);
-    Ok(pushed.len())
+    Ok(pushed.len() + review.len())
 }
 
 /// Keeps the in-memory link in step with what was stored (same project only).

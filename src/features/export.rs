@@ -3,6 +3,7 @@
 use lamina_core::bundle::{Bundle, BundleProject};
 use lamina_core::coco::{bundle_to_coco, CocoOptions};
 use lamina_core::view::file_stem;
+use leptos::prelude::*;
 
 use crate::browser::download::download;
 use crate::browser::now;
@@ -29,6 +30,15 @@ pub async fn current_bundle(state: AppState) -> Result<Bundle, AppError> {
             .extend(store.instances(&record.asset.id).await?);
         bundle.assets.push(record.asset);
     }
+    let mut review: Vec<_> = store
+        .project_review(&project.id)
+        .await?
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    review.sort_by(|a, b| a.at.cmp(&b.at).then(a.id.cmp(&b.id)));
+    bundle.review = review;
+    bundle.derive_stages();
     Ok(bundle)
 }
 
@@ -43,6 +53,12 @@ pub async fn export(state: AppState, kind: ExportKind) {
     let bundle = match current_bundle(state).await {
         Ok(b) => b,
         Err(e) => return state.fail("Export failed", &e),
+    };
+    // "Done only" (or another stage) for training sets: the images at that stage, with their labels.
+    let stage = state.review.export_stage.get_untracked();
+    let bundle = match stage {
+        Some(stage) => bundle.only_stage(stage),
+        None => bundle,
     };
     let stem = file_stem(&bundle.project.name);
     let result = match kind {

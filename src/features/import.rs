@@ -19,10 +19,12 @@ use crate::browser::files::{array_buffer, entry_file, read_directory};
 use crate::browser::{new_id, page_url, resolve_url};
 use crate::editing;
 use crate::editing::push::schedule_push;
+use crate::editing::review;
 use crate::error::AppError;
 use crate::features::navigate;
 use crate::state::AppState;
 use crate::store;
+use crate::store::review::ReviewRecord;
 use crate::store::AssetRecord;
 use crate::worker_client::decode_image;
 
@@ -114,6 +116,7 @@ async fn import_one(
             stage: Default::default(),
         },
         remote: None,
+        review_note: None,
     };
     let store = store::shared().map_err(ImportError::Stop)?;
     store.add_asset(&record, &blob).await.map_err(|e| match e {
@@ -342,7 +345,10 @@ pub async fn import_bundle(
             local_id.insert(source.id.clone(), record);
         }
     }
-    let labels = store_bundle_instances(state, &bundle, &local_id).await;
+    let labels = match store_bundle_instances(state, &bundle, &local_id).await {
+        Ok(n) => store_bundle_review(&bundle, &local_id).await.map(|()| n),
+        Err(e) => Err(e),
+    };
     // The project is shown again with its new labels before the outcome is announced, so whoever reads
     // the notice (a user, a test) finds the labels on screen.
     navigate::open_project(state, state.project_id.get_untracked().unwrap_or_default()).await;
@@ -422,6 +428,46 @@ async fn store_bundle_instances(
         schedule_push(state, 800);
     }
     Ok(count)
+}
+
+/// Writes the bundle's review events onto the matching local images and sets each image's stage from
+/// its labels and events, one transaction per image.
+async fn store_bundle_review(
+    bundle: &Bundle,
+    local: &HashMap<String, AssetRecord>,
+) -> Result<(), AppError> {
+    let store = store::shared()?;
+    let Some(project_id) = local.values().next().map(|r| r.project_id.clone()) else {
+        return Ok(());
+    };
+    // The records as stored now (the labels just written may have moved their statuses on).
+    let mut stored: HashMap<String, AssetRecord> = store
+        .assets(&project_id)
+        .await?
+        .into_iter()
+        .map(|r| (r.asset.id.clone(), r))
+        .collect();
+    for (bundle_asset_id, record) in local {
+        let events: Vec<ReviewRecord> = bundle
+            .review
+            .iter()
+            .filter(|e| &e.asset_id == bundle_asset_id)
+            .map(|e| {
+                let mut e = e.clone();
+                e.asset_id = record.asset.id.clone();
+                ReviewRecord::new(&record.project_id, e, false)
+            })
+            .collect();
+        let Some(mut record) = stored.remove(&record.asset.id) else {
+            continue;
+        };
+        let instances = store.instances(&record.asset.id).await?;
+        let mut all = store.review_events(&record.asset.id).await?;
+        all.extend(events.iter().map(|r| r.event.clone()));
+        review::restage(&mut record, &instances, &all);
+        store.record_review(&record, &events, None).await?;
+    }
+    Ok(())
 }
 
 /// First open: the demo project of NuInsSeg tiles the run script put under `demo/`.

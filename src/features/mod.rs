@@ -1,6 +1,6 @@
 //! What the user does with the app, each feature a module over the layers below (editing, state,
 //! storage, the worker, the browser helpers): start-up, moving between projects and images, importing,
-//! exporting, the segmentation model and its suggestions, and the pull half of team sync.
+//! exporting, the segmentation model and its suggestions, review mode, and the pull half of team sync.
 
 pub mod batch_images;
 pub mod boot;
@@ -8,6 +8,8 @@ pub mod export;
 pub mod import;
 pub mod model;
 pub mod navigate;
+pub mod review;
+pub mod review_pull;
 pub mod runs;
 pub mod suggest;
 pub mod sync;

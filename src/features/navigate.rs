@@ -7,14 +7,15 @@ use leptos::prelude::*;
 use crate::browser::{new_id, now};
 use crate::editing;
 use crate::error::AppError;
-use crate::features::{batch_images, model, sync};
+use crate::features::{batch_images, model, review, sync};
 use crate::state::AppState;
 use crate::store;
 
 pub async fn open_project(state: AppState, id: String) {
     let result = async {
         let store = store::shared()?;
-        let records = store.assets(&id).await?;
+        let mut records = store.assets(&id).await?;
+        review::restage_unstaged(&mut records).await?;
         // Remembering the last project is a convenience: failing to write it (a full disk) must not
         // keep the user's project closed.
         if let Err(e) = store.put_setting("last_project", &id).await {
@@ -47,6 +48,7 @@ pub async fn create_project(state: AppState, name: String) -> Option<String> {
         name,
         created: now(),
         ontology: Ontology::pannuke(),
+        reviewers: Vec::new(),
     };
     let result = async {
         store::shared()?.put_project(&project).await?;
@@ -74,12 +76,19 @@ pub async fn open_asset(state: AppState, index: usize) {
     };
     let result = async {
         let store = store::shared()?;
+        let events = store.review_events(&record.asset.id).await?;
         Ok::<_, AppError>((
             store.blob(&record.asset.id).await?,
             store.instances(&record.asset.id).await?,
+            events,
         ))
     }
     .await;
+    let result = result.map(|(blob, instances, events)| {
+        state.review.events.set(events);
+        state.review.drafts.set(Vec::new());
+        (blob, instances)
+    });
     // An image of a synced batch is fetched the first time it is opened.
     let result = match result {
         Ok((None, instances)) if record.remote.is_some() => {
@@ -126,13 +135,29 @@ pub async fn open_asset(state: AppState, index: usize) {
     }
 }
 
+/// The next (`delta` 1) or previous (-1) image of the queue being worked through (every image when no
+/// stage is picked); stays put at either end.
 pub async fn go(state: AppState, delta: i64) {
-    let n = state.assets.with_untracked(Vec::len) as i64;
-    if n == 0 {
-        return;
-    }
-    let next = (state.current.get_untracked() as i64 + delta).clamp(0, n - 1) as usize;
-    if next != state.current.get_untracked() {
+    if let Some(next) = queue_neighbour(state, delta) {
         open_asset(state, next).await;
     }
+}
+
+/// The index of the image `delta` steps away from the current one within the queue, if there is one.
+pub fn queue_neighbour(state: AppState, delta: i64) -> Option<usize> {
+    let queue = state.review.queue.get_untracked();
+    let current = state.current.get_untracked() as i64;
+    let in_queue: Vec<i64> = state.assets.with_untracked(|all| {
+        all.iter()
+            .enumerate()
+            .filter(|(_, r)| queue.is_none_or(|s| r.asset.stage == s))
+            .map(|(i, _)| i as i64)
+            .collect()
+    });
+    let next = if delta > 0 {
+        in_queue.iter().find(|&&i| i > current)
+    } else {
+        in_queue.iter().rev().find(|&&i| i < current)
+    };
+    next.map(|&i| i as usize)
 }

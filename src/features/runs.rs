@@ -33,6 +33,8 @@ use crate::worker_client;
 pub enum RunSource {
     /// Images marked submitted (the ones whose labels are finished).
     Submitted,
+    /// Images a reviewer approved (stage Done).
+    Done,
     /// Every image with at least one label.
     Labeled,
 }
@@ -70,11 +72,13 @@ pub async fn create(state: AppState, spec: RunSpec, source: RunSource) {
             bundle.instances.iter().map(|i| i.asset_id.clone()).collect();
         bundle.assets.retain(|a| match source {
             RunSource::Submitted => a.status == LabelStatus::Submitted,
+            RunSource::Done => a.stage == lamina_core::review::Stage::Done,
             RunSource::Labeled => labeled.contains(&a.id),
         });
         if bundle.assets.is_empty() {
             return Err(AppError::invalid(match source {
                 RunSource::Submitted => "no image is submitted yet: submit the images whose labels are done, or make the run from all labeled images",
+                RunSource::Done => "no image is approved yet (stage Done): review the submitted images, or make the run from the submitted ones",
                 RunSource::Labeled => "no image has labels yet",
             }));
         }

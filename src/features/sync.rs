@@ -14,8 +14,9 @@ use crate::browser::transport::Fetch;
 use crate::browser::{new_id, now};
 use crate::editing;
 use crate::editing::push::{keep_link, push, refresh, schedule_push, settle, sync_error_text};
+use crate::editing::review;
 use crate::error::AppError;
-use crate::features::navigate;
+use crate::features::{navigate, review_pull};
 use crate::state::sync::{ConflictView, SyncStatus};
 use crate::state::AppState;
 use crate::store;
@@ -74,6 +75,10 @@ async fn connect_inner(state: AppState, form: ConnectForm) -> Result<(), AppErro
             .clone()
             .or_else(|| existing.as_ref().map(|p| p.ontology.clone()))
             .unwrap_or_else(Ontology::pannuke),
+        reviewers: existing
+            .as_ref()
+            .map(|p| p.reviewers.clone())
+            .unwrap_or_default(),
     };
     db.put_project(&project).await?;
     let records = db.assets(&project_id).await?;
@@ -105,6 +110,7 @@ async fn connect_inner(state: AppState, form: ConnectForm) -> Result<(), AppErro
                     stage: Default::default(),
                 },
                 remote: Some(a.location.clone()),
+                review_note: None,
             }
         })
         .collect();
@@ -225,10 +231,13 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
     let outcome =
         driver::pull_fragments(&Fetch, &link.endpoint, &link.batch, &mut link.ledger).await?;
     let mut problems = outcome.problems;
-    let mut fetched: HashMap<String, Fragment> = outcome.fragments.into_iter().collect();
     let outbox = db.outbox(&link.project_id).await?;
     let records = db.sync_records().await?;
     let assets = db.assets(&link.project_id).await?;
+    let pulled_review =
+        review_pull::merge_pulled(&db, &link.batch, &outcome.fragments, &assets, &mut problems)
+            .await?;
+    let mut fetched: HashMap<String, Fragment> = outcome.fragments.into_iter().collect();
     let current_id = state.current_record_now().map(|r| r.asset.id);
     let mut current_changed = false;
     let mut classes = std::collections::BTreeSet::new();
@@ -281,6 +290,11 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
                 classes.extend(theirs.iter().map(|i| i.class_id.clone()));
                 let mut updated = record.clone();
                 updated.asset.status = labels.status;
+                let events = match pulled_review.events.get(&local_id) {
+                    Some(events) => events.clone(),
+                    None => db.review_events(&local_id).await?,
+                };
+                review::restage(&mut updated, &theirs, &events);
                 if db.adopt(&updated, &theirs, &labels.revision).await? {
                     updated_records.push(updated);
                     if current_id.as_deref() == Some(local_id.as_str()) {
@@ -319,8 +333,27 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
         db.finish_push(&link, &already_pushed).await?;
     }
     keep_link(state, link);
+    // Images whose review moved on without new labels: their stages follow the events.
+    let mut restaged = Vec::new();
+    for (local_id, events) in &pulled_review.events {
+        let adopted = updated_records.iter().any(|r| &r.asset.id == local_id);
+        let Some(record) = assets.iter().find(|r| &r.asset.id == local_id) else {
+            continue;
+        };
+        if !adopted {
+            let mut record = record.clone();
+            let instances = db.instances(local_id).await?;
+            review::restage(&mut record, &instances, events);
+            restaged.push(record);
+        }
+    }
+    db.adopt_review(&pulled_review.new, &restaged).await?;
+    updated_records.extend(restaged);
     state.replace_records(updated_records);
     editing::ensure_classes(state, classes).await;
+    if let Some(events) = current_id.and_then(|id| pulled_review.events.get(&id)) {
+        state.review.events.set(events.clone());
+    }
     if current_changed {
         editing::reload_current(state).await;
     }
@@ -389,6 +422,12 @@ async fn resolve_inner(
             Some(refile(&labels.instances, &record.asset.id))
         }
     };
+    let events = db.review_events(&record.asset.id).await?;
+    review::restage(
+        &mut record,
+        replacement.as_deref().unwrap_or(&instances),
+        &events,
+    );
     let outbox = OutboxEntry {
         asset_id: record.asset.id.clone(),
         project_id: link.project_id.clone(),

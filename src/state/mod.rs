@@ -3,6 +3,7 @@
 //! so the screen never shows what a reload would lose.
 
 pub mod model;
+pub mod review;
 pub mod runs;
 pub mod suggest;
 pub mod sync;
@@ -18,6 +19,7 @@ use leptos::prelude::*;
 use crate::error::AppError;
 use crate::store::AssetRecord;
 use model::{EmbeddingStatus, ModelStatus};
+use review::ReviewState;
 use runs::RunsState;
 use suggest::SuggestState;
 use sync::SyncState;
@@ -59,6 +61,7 @@ pub struct AppState {
     pub suggest: SuggestState,
     pub sync: SyncState,
     pub runs: RunsState,
+    pub review: ReviewState,
 }
 
 impl AppState {
@@ -88,6 +91,7 @@ impl AppState {
             suggest: SuggestState::new(),
             sync: SyncState::new(),
             runs: RunsState::new(),
+            review: ReviewState::new(),
         }
     }
 

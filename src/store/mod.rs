@@ -15,6 +15,8 @@
 //!   secret unless the user chose to remember it) and what it has read from the server (`Ledger`).
 //! - `runs` (v4): model runs by id (index `project`), each with its frozen label bundle; `run_predictions`
 //!   (v4): the prediction sets imported into a run, by id (index `run`). See `store/runs.rs`.
+//! - `review_events` (v5): every review event (submit, approve, reject, issue, reply, ...) by id, index
+//!   `asset` and `project`, each marked pushed or not. See `store/review.rs`.
 //!
 //! Each user action is one read-write transaction: it lands whole or not at all (a full quota aborts it
 //! and nothing is half-written).
@@ -36,15 +38,16 @@ use web_sys::Blob;
 
 use crate::error::AppError;
 
+pub mod review;
 pub mod runs;
 pub mod sync;
 
 pub const DB_NAME: &str = "lamina";
 /// Bump with a new step in [`migrate`] whenever stores or indexes change.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 const PROJECTS: &str = "projects";
-const ASSETS: &str = "assets";
+pub(crate) const ASSETS: &str = "assets";
 const BLOBS: &str = "blobs";
 const INSTANCES: &str = "instances";
 const SETTINGS: &str = "settings";
@@ -63,6 +66,10 @@ pub struct AssetRecord {
     /// For an image of a synced batch whose file is fetched when first opened: where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<lamina_sync::batch::ImageLocation>,
+    /// Why the image's stage needs attention (a stale approval, conflicting decisions), as
+    /// `lamina_core::review::StageNote::text` words it; kept so the review panel can list them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review_note: Option<String>,
 }
 
 /// An image with changes to push: `generation` changes with every change, so a push that read an older
@@ -139,6 +146,9 @@ fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
     }
     if from_version < 4 {
         runs::migrate_to_v4(db)?;
+    }
+    if from_version < 5 {
+        review::migrate_to_v5(db)?;
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use lamina_core::labels::{Instance, Ontology};
 use lamina_core::labels::{Prompt, Tool};
 use lamina_core::mask::Mask;
 use lamina_core::overlay::{changed_region, clip_region, compose_overlay_region_rgba};
+use lamina_core::review::IssueCategory;
 use leptos::html;
 use leptos::prelude::*;
 use wasm_bindgen::{Clamped, JsValue};
@@ -13,6 +14,7 @@ use web_sys::{HtmlCanvasElement, ImageData, PointerEvent, WheelEvent};
 
 use crate::editing::builders::{add_new, finish_polygon, finish_stroke};
 use crate::features::suggest;
+use crate::state::review::DraftIssue;
 use crate::state::{AppState, ScreenFromImage, ToolKind};
 use crate::ui::suggest_layer::{draw_suggestions, EncodingOverlay};
 
@@ -131,6 +133,36 @@ fn draw_draft(canvas: &HtmlCanvasElement, state: &AppState, drag: Option<&Drag>)
         }
     }
     ctx.set_global_alpha(1.0);
+}
+
+/// Pins a draft issue at a point of the image (on the instance there, if any); outside the image, nothing.
+fn pin_issue(state: AppState, point_image: [f64; 2]) {
+    let Some(record) = state.current_record_now() else {
+        return;
+    };
+    let [x, y] = point_image;
+    if !(0.0..=f64::from(record.asset.width)).contains(&x)
+        || !(0.0..=f64::from(record.asset.height)).contains(&y)
+    {
+        return state.error("pin the issue on the image");
+    }
+    let instance_id = state
+        .instances
+        .with_untracked(|list| instance_at(list, x, y).map(|i| i.id.clone()));
+    let category = if instance_id.is_some() {
+        IssueCategory::BadBoundary
+    } else {
+        IssueCategory::MissedNucleus
+    };
+    state.review.drafts.update(|d| {
+        d.push(DraftIssue {
+            id: crate::browser::new_id(),
+            point_image,
+            instance_id,
+            category,
+            comment: String::new(),
+        })
+    });
 }
 
 #[component]
@@ -288,6 +320,10 @@ pub fn Labeler(state: AppState) -> impl IntoView {
             let _ = vp.set_pointer_capture(ev.pointer_id());
         }
         let p = image_of(&ev);
+        if state.review.pin_mode.get_untracked() && ev.button() == 0 {
+            pin_issue(state, p);
+            return;
+        }
         let panning = ev.button() == 1 || state.tool.get_untracked() == ToolKind::Pan;
         let new_drag = if panning {
             Some(Drag::Pan {
@@ -485,6 +521,7 @@ pub fn Labeler(state: AppState) -> impl IntoView {
                     <canvas node_ref=overlay data-testid="overlay"></canvas>
                     <canvas node_ref=suggest_canvas class="suggest" data-testid="suggest-layer"></canvas>
                     <canvas node_ref=draft class="draft"></canvas>
+                    <crate::ui::review::Pins state=state/>
                 </div>
                 <EncodingOverlay state=state/>
             </Show>

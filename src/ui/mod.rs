@@ -3,12 +3,12 @@
 
 mod labeler;
 mod panels;
+mod review;
 mod run_metrics;
 mod runs;
 mod suggest_layer;
 mod sync_panel;
 
-use lamina_core::labels::LabelStatus;
 use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -23,6 +23,7 @@ use crate::browser::{page_url, resolve_url};
 use crate::editing;
 use crate::editing::builders::{delete_selected, finish_polygon, pick_class};
 use crate::features::export::{export, ExportKind};
+use crate::features::review as review_mode;
 use crate::features::{boot, import, navigate, suggest};
 use crate::state::runs::Page;
 use crate::state::{AppState, Notice};
@@ -88,6 +89,16 @@ fn on_drop(state: AppState, ev: DragEvent) {
     }
 }
 
+/// Hands the open image in for review.
+async fn submit(state: AppState) {
+    review_mode::act(
+        state,
+        "The image was not submitted",
+        editing::review::submit(state),
+    )
+    .await
+}
+
 fn in_text_field(ev: &KeyboardEvent) -> bool {
     ev.target()
         .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
@@ -107,7 +118,15 @@ fn on_key(state: AppState, ev: KeyboardEvent) {
         Action::Redo => spawn_local(editing::redo(state)),
         // While a suggestion is being built, undo takes back its last prompt.
         Action::Undo => suggest::undo(state, ev.time_stamp()),
-        Action::SubmitImage => spawn_local(editing::set_status(state, LabelStatus::Submitted)),
+        Action::SubmitImage => spawn_local(submit(state)),
+        Action::Approve => spawn_local(review_mode::decide(state, true)),
+        Action::Reject => spawn_local(review_mode::decide(state, false)),
+        Action::PinIssue => state.review.pin_mode.update(|m| *m = !*m),
+        Action::Skip => spawn_local(review_mode::act(
+            state,
+            "The image was not skipped",
+            editing::review::toggle_skip(state),
+        )),
         Action::Confirm if state.suggest.is_editing() => suggest::accept(state),
         Action::Confirm => finish_polygon(state),
         Action::Cancel => {
@@ -213,6 +232,12 @@ fn Header(state: AppState) -> impl IntoView {
                 </label>
             </span>
             <span class="group">
+                <select data-testid="export-stage" title="Which images the exports hold"
+                    on:change=move |ev| state.review.export_stage.set(
+                        lamina_core::review::Stage::parse(&event_target_value(&ev)).ok())>
+                    <option value="all">"All images"</option>
+                    <option value="done">"Done only"</option>
+                </select>
                 <button on:click=move |_| spawn_local(export(state, ExportKind::Bundle)) data-testid="export-bundle">"Export bundle"</button>
                 <button on:click=move |_| spawn_local(export(state, ExportKind::CocoRle)) data-testid="export-coco">"COCO (RLE)"</button>
                 <button on:click=move |_| spawn_local(export(state, ExportKind::CocoPolygons)) data-testid="export-coco-polygons">"COCO (polygons)"</button>
@@ -255,7 +280,7 @@ fn StatusBar(state: AppState) -> impl IntoView {
             <button disabled=move || !state.can_undo() && !state.suggest.session.with(|s| !s.is_empty()) on:click=move |ev| suggest::undo(state, ev.time_stamp()) data-testid="undo" title="Ctrl+Z">"Undo"</button>
             <button disabled=move || !state.can_redo() on:click=move |_| spawn_local(editing::redo(state)) data-testid="redo" title="Ctrl+Shift+Z">"Redo"</button>
             <span class="status" data-testid="status">{status}</span>
-            <button on:click=move |_| spawn_local(editing::set_status(state, LabelStatus::Submitted)) data-testid="submit" title="Ctrl+Enter">"Submit image"</button>
+            <button on:click=move |_| spawn_local(submit(state)) data-testid="submit" title="Ctrl+Enter">"Submit image"</button>
             <span class="progress" data-testid="progress">{move || state.progress.get()}</span>
             <span class="attribution">"Demo tiles: NuInsSeg (Mahbod et al., Scientific Data 2024), CC BY 4.0"</span>
             {notice}
@@ -279,10 +304,11 @@ pub fn App() -> impl IntoView {
                     <OntologyEditor state/>
                     <SelectionPanel state/>
                     <ModelPanel state/>
+                    <review::ReviewPanel state/>
                     <sync_panel::SyncPanel state/>
                     <section class="help">
                         <h2>"Keys"</h2>
-                        <p>"S suggest: hover, click, Alt-click, drag a box, Enter accept · 1-9 class · Del delete · Ctrl+Z / Ctrl+Shift+Z undo/redo · ← → image · [ ] brush · Enter close polygon · Esc cancel · wheel zoom · middle-drag pan · Ctrl+Enter submit"</p>
+                        <p>"S suggest: hover, click, Alt-click, drag a box, Enter accept · 1-9 class · Del delete · Ctrl+Z / Ctrl+Shift+Z undo/redo · ← → image · [ ] brush · Enter close polygon · Esc cancel · wheel zoom · middle-drag pan · Ctrl+Enter submit · review: A approve, X reject, I pin an issue, K skip"</p>
                     </section>
                 </aside>
             </main>

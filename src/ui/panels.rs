@@ -15,6 +15,7 @@ pub fn status_label(status: LabelStatus) -> &'static str {
         LabelStatus::Unlabeled => "unlabeled",
         LabelStatus::InProgress => "in progress",
         LabelStatus::Submitted => "submitted",
+        LabelStatus::Skipped => "skipped",
     }
 }
 
@@ -22,11 +23,13 @@ pub fn status_label(status: LabelStatus) -> &'static str {
 pub fn ImageList(state: AppState) -> impl IntoView {
     let rows = move || {
         let current = state.current.get();
+        let queue = state.review.queue.get();
         state
             .assets
             .get()
             .into_iter()
             .enumerate()
+            .filter(|(_, r)| queue.is_none_or(|s| r.asset.stage == s))
             .map(|(i, r)| {
                 let organ = r
                     .asset
@@ -35,7 +38,7 @@ pub fn ImageList(state: AppState) -> impl IntoView {
                     .and_then(|v| v.as_str())
                     .unwrap_or("")
                     .to_owned();
-                let status = status_label(r.asset.status);
+                let stage = r.asset.stage;
                 view! {
                     <li
                         class:current=i == current
@@ -44,7 +47,7 @@ pub fn ImageList(state: AppState) -> impl IntoView {
                     >
                         <span class="name">{r.asset.name.clone()}</span>
                         <span class="meta">{organ}</span>
-                        <span class=format!("badge {}", status.replace(' ', "-"))>{status}</span>
+                        <span class=format!("badge {}", stage.key()) data-testid="row-stage">{stage.label()}</span>
                     </li>
                 }
             })
@@ -53,6 +56,7 @@ pub fn ImageList(state: AppState) -> impl IntoView {
     view! {
         <aside class="images">
             <h2>"Images " <small data-testid="image-count">{move || state.assets.with(Vec::len)}</small></h2>
+            <crate::ui::review::StageTabs state/>
             <ul>{rows}</ul>
         </aside>
     }

@@ -60,8 +60,9 @@ fn NewRunForm(state: AppState) -> impl IntoView {
                 on:input=move |ev| description.set(event_target_value(&ev))/>
             <label>"Images "
                 <select data-testid="run-source" on:change=move |ev| source.set(
-                    if event_target_value(&ev) == "labeled" { RunSource::Labeled } else { RunSource::Submitted })>
+                    match event_target_value(&ev).as_str() { "labeled" => RunSource::Labeled, "done" => RunSource::Done, _ => RunSource::Submitted })>
                     <option value="submitted">"submitted"</option>
+                    <option value="done">"done (approved in review)"</option>
                     <option value="labeled">"all labeled"</option>
                 </select>
             </label>

@@ -139,7 +139,7 @@ test('a run goes from labels to a zip, predictions, metrics, the worst image and
   await waitNotice(page, 'info', /^1 images sent back to labeling/);
   await byId(page, 'page-label').click();
   const status = await page.locator('[data-testid=image-row]', { hasText: worstName }).locator('.badge').textContent();
-  assert.equal(status, 'in progress');
+  assert.equal(status, 'To label');
 
   // A reload keeps the run and both prediction sets.
   await page.reload();

@@ -21,6 +21,7 @@ use serde_json::json;
 
 use lamina_core::bundle::{parse_bundle, Bundle, BundleError};
 use lamina_core::coco::{bundle_to_coco, CocoOptions};
+use lamina_core::review::Stage;
 
 #[derive(Parser)]
 #[command(
@@ -106,6 +107,17 @@ enum ExportCommand {
         /// Douglas–Peucker tolerance for --polygons, in image pixels.
         #[arg(long, default_value_t = 0.5)]
         tolerance: f64,
+        /// Only the images at this review stage (to_label, in_review, rework, done, skipped).
+        #[arg(long, value_parser = Stage::parse)]
+        stage: Option<Stage>,
+    },
+    /// A bundle of the images at one review stage (e.g. `--stage done`), with their labels and history.
+    Bundle {
+        bundle: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_parser = Stage::parse)]
+        stage: Stage,
     },
 }
 
@@ -126,7 +138,11 @@ fn main() -> ExitCode {
             out,
             polygons,
             tolerance,
-        }) => export_coco(&bundle, &out, polygons, tolerance),
+            stage,
+        }) => export_coco(&bundle, &out, polygons, tolerance, stage),
+        Command::Export(ExportCommand::Bundle { bundle, out, stage }) => {
+            export_bundle(&bundle, &out, stage)
+        }
         Command::ImportMasks(args) => import::run(&args, cli.json),
         Command::Run(RunCommand::Export(args)) => runs::export(&args),
         Command::Metrics(args) => runs::metrics(&args),
@@ -176,13 +192,21 @@ fn validate(file: &Path) -> Result<Report> {
                 "assets": b.assets.len(),
                 "instances": b.instances.len(),
                 "classes": b.ontology.classes.len(),
+                "review_events": b.review.len(),
+                "stages": stage_counts(&b),
             }),
             human: format!(
-                "OK: {} is a valid bundle: {} assets, {} instances, {} classes",
+                "OK: {} is a valid bundle: {} assets, {} instances, {} classes, {} review events; stages: {}",
                 file.display(),
                 b.assets.len(),
                 b.instances.len(),
-                b.ontology.classes.len()
+                b.ontology.classes.len(),
+                b.review.len(),
+                stage_counts(&b)
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         },
         Err(e) => {
@@ -209,11 +233,54 @@ fn read_valid_bundle(path: &Path) -> Result<Bundle> {
         .with_context(|| format!("{} is not a valid bundle", path.display()))
 }
 
-fn export_coco(bundle: &Path, out: &Path, polygons: bool, tolerance: f64) -> Result<Report> {
+/// `{"done": 3, ...}` for every stage.
+fn stage_counts(b: &Bundle) -> serde_json::Map<String, serde_json::Value> {
+    Stage::ALL
+        .into_iter()
+        .map(|s| {
+            let n = b.assets.iter().filter(|a| a.stage == s).count();
+            (s.key().to_owned(), json!(n))
+        })
+        .collect()
+}
+
+fn export_bundle(bundle: &Path, out: &Path, stage: Stage) -> Result<Report> {
+    let b = read_valid_bundle(bundle)?.only_stage(stage);
+    std::fs::write(out, b.to_json_pretty())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(Report {
+        ok: true,
+        json: json!({
+            "ok": true,
+            "out": out.display().to_string(),
+            "stage": stage.key(),
+            "assets": b.assets.len(),
+            "instances": b.instances.len(),
+        }),
+        human: format!(
+            "Wrote the {} image(s) at stage {} to {} ({} instances)",
+            b.assets.len(),
+            stage.key(),
+            out.display(),
+            b.instances.len()
+        ),
+    })
+}
+
+fn export_coco(
+    bundle: &Path,
+    out: &Path,
+    polygons: bool,
+    tolerance: f64,
+    stage: Option<Stage>,
+) -> Result<Report> {
     if !(tolerance.is_finite() && tolerance >= 0.0) {
         bail!("--tolerance must be a number ≥ 0 (image pixels), got {tolerance}");
     }
-    let b = read_valid_bundle(bundle)?;
+    let mut b = read_valid_bundle(bundle)?;
+    if let Some(stage) = stage {
+        b = b.only_stage(stage);
+    }
     let coco = bundle_to_coco(
         &b,
         &CocoOptions {

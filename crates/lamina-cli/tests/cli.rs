@@ -313,3 +313,86 @@ fn metrics_refuses_bad_thresholds_and_unknown_splits_clearly() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("three numbers"), "{}", stderr(&out));
 }
+
+/// Review stages on the command line: imported tiles wait in review; approving one (an event added as a
+/// reviewer's device would) makes `--stage done` export exactly that image, in COCO and as a bundle.
+#[test]
+fn export_can_be_limited_to_a_review_stage() {
+    let dir = scratch("stage");
+    let bundle = import3(&dir);
+    let out = lamina(&["--json", "bundle", "validate", bundle.to_str().unwrap()]);
+    let report = stdout_json(&out);
+    assert_eq!(report["stages"]["in_review"], 3, "{report}");
+    assert_eq!(report["stages"]["done"], 0);
+
+    let mut b =
+        lamina_core::bundle::parse_bundle(&std::fs::read_to_string(&bundle).unwrap()).unwrap();
+    let second = b.assets[1].id.clone();
+    let own: Vec<_> = b
+        .instances
+        .iter()
+        .filter(|i| i.asset_id == second)
+        .cloned()
+        .collect();
+    b.review.push(lamina_core::review::ReviewEvent {
+        id: "ok-1".into(),
+        asset_id: second.clone(),
+        author: "reviewer".into(),
+        at: "2026-12-02T10:00:00Z".into(),
+        kind: lamina_core::review::EventKind::Approve {
+            labels: lamina_core::review::labels_digest(&own),
+            replaces: vec![],
+        },
+    });
+    let reviewed = dir.join("reviewed.json");
+    std::fs::write(&reviewed, b.to_json_pretty()).unwrap();
+
+    let coco = dir.join("done.coco.json");
+    let out = lamina(&[
+        "--json",
+        "export",
+        "coco",
+        reviewed.to_str().unwrap(),
+        "--stage",
+        "done",
+        "--out",
+        coco.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&coco).unwrap()).unwrap();
+    assert_eq!(written["images"].as_array().unwrap().len(), 1);
+    assert_eq!(written["images"][0]["file_name"], b.assets[1].name.as_str());
+    assert_eq!(written["annotations"].as_array().unwrap().len(), own.len());
+
+    let subset = dir.join("done.json");
+    let out = lamina(&[
+        "--json",
+        "export",
+        "bundle",
+        reviewed.to_str().unwrap(),
+        "--stage",
+        "done",
+        "--out",
+        subset.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_json(&out)["assets"], 1);
+    let out = lamina(&["--json", "bundle", "validate", subset.to_str().unwrap()]);
+    assert_eq!(stdout_json(&out)["stages"]["done"], 1);
+
+    let out = lamina(&[
+        "export",
+        "coco",
+        reviewed.to_str().unwrap(),
+        "--stage",
+        "finished",
+        "--out",
+        coco.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown stage \"finished\""),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -19,6 +19,10 @@ pub struct Project {
     pub name: String,
     pub created: Timestamp,
     pub ontology: Ontology,
+    /// Who may approve and reject (names as labels carry them); empty: anyone. A setting of this app
+    /// only: it cannot stop a teammate with write access to a shared bucket from acting as a reviewer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reviewers: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

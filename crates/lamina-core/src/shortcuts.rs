@@ -72,7 +72,21 @@ pub enum Action {
     /// Keys 1-9: the class at this index (0-based) of the ontology.
     PickClass(usize),
     Tool(ToolKind),
+    /// Review: approve the open image (A), reject it with its pinned issues (X), pin an issue at the next
+    /// click (I), skip the image or take it back (K).
+    Approve,
+    Reject,
+    PinIssue,
+    Skip,
 }
+
+/// Review keys: letters no tool uses.
+const REVIEW_KEYS: [(&str, Action); 4] = [
+    ("a", Action::Approve),
+    ("x", Action::Reject),
+    ("i", Action::PinIssue),
+    ("k", Action::Skip),
+];
 
 /// The action of a key press (`key` as the browser's `KeyboardEvent.key`; `ctrl` is Ctrl or Cmd).
 pub fn action_for(key: &str, ctrl: bool, shift: bool) -> Option<Action> {
@@ -93,6 +107,11 @@ pub fn action_for(key: &str, ctrl: bool, shift: bool) -> Option<Action> {
         k if k.len() == 1 && matches!(k.as_bytes()[0], b'1'..=b'9') => {
             Action::PickClass(usize::from(k.as_bytes()[0] - b'1'))
         }
+        // Shift is not needed, and Shift+A is still "approve", never a tool.
+        k if REVIEW_KEYS.iter().any(|(r, _)| *r == k.to_lowercase()) => REVIEW_KEYS
+            .iter()
+            .find(|(r, _)| *r == k.to_lowercase())
+            .map(|(_, a)| *a)?,
         k => Action::Tool(
             ToolKind::ALL
                 .into_iter()
@@ -139,6 +158,21 @@ mod tests {
         // Ctrl with a tool key is the browser's (Ctrl+S, Ctrl+P), not ours.
         assert_eq!(action_for("s", true, false), None);
         assert_eq!(action_for("p", true, false), None);
+    }
+
+    #[test]
+    fn review_keys_are_their_own_and_need_no_ctrl() {
+        assert_eq!(action_for("a", false, false), Some(Action::Approve));
+        assert_eq!(action_for("X", false, true), Some(Action::Reject));
+        assert_eq!(action_for("i", false, false), Some(Action::PinIssue));
+        assert_eq!(action_for("k", false, false), Some(Action::Skip));
+        assert_eq!(action_for("a", true, false), None, "Ctrl+A selects text");
+        for (key, _) in REVIEW_KEYS {
+            assert!(
+                ToolKind::ALL.iter().all(|t| t.key() != key),
+                "{key} is a tool's key"
+            );
+        }
     }
 
     #[test]

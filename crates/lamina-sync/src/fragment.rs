@@ -6,12 +6,14 @@
 
 use lamina_core::labels::{Instance, LabelStatus};
 use lamina_core::model_manifest::sha256_hex;
+use lamina_core::review::ReviewEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::{layout, SyncError};
 
 pub const FORMAT: &str = "lamina-labels-fragment";
-pub const VERSION: u32 = 1;
+/// Version 2 added `review` (review events). Version 1 fragments still read: they have none.
+pub const VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fragment {
@@ -22,6 +24,10 @@ pub struct Fragment {
     /// RFC 3339, from the writer's clock (used for ordering keys and for display only).
     pub created: String,
     pub assets: Vec<AssetLabels>,
+    /// Review events made on the writer's device since its last push (submit, approve, reject, issues,
+    /// replies), filed under the batch's image ids. Immutable like labels: readers merge them by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub review: Vec<ReviewEvent>,
 }
 
 /// The whole label set of one image, as one labeler left it.
@@ -115,7 +121,13 @@ impl Fragment {
             labeler: labeler.into(),
             created: created.into(),
             assets,
+            review: Vec::new(),
         })
+    }
+
+    pub fn with_review(mut self, review: Vec<ReviewEvent>) -> Self {
+        self.review = review;
+        self
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -144,7 +156,7 @@ impl Fragment {
         if fragment.format != FORMAT {
             return Err(bad(format!("format is `{}`", fragment.format)));
         }
-        if fragment.version != VERSION {
+        if !(1..=VERSION).contains(&fragment.version) {
             return Err(bad(format!(
                 "version {} (this Lamina reads {VERSION})",
                 fragment.version
@@ -177,6 +189,16 @@ impl Fragment {
                     i.id, asset.asset_id, i.asset_id
                 )));
             }
+        }
+        if let Some(e) = fragment
+            .review
+            .iter()
+            .find(|e| e.id.trim().is_empty() || e.author.trim().is_empty())
+        {
+            return Err(bad(format!(
+                "a review event on image `{}` has no id or no author",
+                e.asset_id
+            )));
         }
         // Servers that ignore If-None-Match let anyone replace an object; the key's hash catches it.
         let hash = sha256_hex(bytes);

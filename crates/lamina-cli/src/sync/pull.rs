@@ -87,9 +87,37 @@ pub(super) fn pull(a: &PullArgs) -> Result<Report> {
                 ImageLocation::Key(_) => None,
             },
             status: labels.status,
+            stage: Default::default(),
         });
         bundle.instances.extend(labels.instances.iter().cloned());
     }
+    // Review events of every fragment, once each, on the images written; one that does not fit (a pin
+    // outside its image, an answer to an unknown issue) is listed and left out.
+    let mut review: BTreeMap<&str, &lamina_core::review::ReviewEvent> = BTreeMap::new();
+    for f in fragments.values() {
+        for e in &f.review {
+            review.entry(e.id.as_str()).or_insert(e);
+        }
+    }
+    let sizes: BTreeMap<&str, (u32, u32)> = bundle
+        .assets
+        .iter()
+        .map(|a| (a.id.as_str(), (a.width, a.height)))
+        .collect();
+    let mut events = Vec::new();
+    for e in review.values() {
+        let Some(size) = sizes.get(e.asset_id.as_str()) else {
+            continue;
+        };
+        let wrong = lamina_core::review::event_problems(e, Some(*size), &review);
+        if wrong.is_empty() {
+            events.push((*e).clone());
+        } else {
+            problems.push(format!("review event {}: {}", e.id, wrong.join("; ")));
+        }
+    }
+    events.sort_by(|a, b| a.at.cmp(&b.at).then(a.id.cmp(&b.id)));
+    bundle.review = events;
     // Labels may use classes the batch does not list (pushed from a bundle with other classes): they
     // join the ontology under their id, so the bundle stays valid and nothing is dropped.
     let mut warnings = Vec::new();
