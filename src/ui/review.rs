@@ -208,7 +208,13 @@ fn Attention(state: AppState) -> impl IntoView {
                 .collect_view()
         })
     };
-    view! { <ul class="attention">{rows}</ul> }
+    let any = move || state.assets.with(|all| all.iter().any(|r| r.review_note.is_some()));
+    view! {
+        <Show when=any>
+            <h3>"Needs a decision"</h3>
+        </Show>
+        <ul class="attention">{rows}</ul>
+    }
 }
 
 #[component]
