@@ -510,9 +510,9 @@ async fn a_failed_migration_aborts_the_upgrade_says_why_and_changes_nothing() {
         Err(e) => e.to_string(),
     };
     assert!(
-        err.starts_with(
-            "Lamina cannot open its storage: upgrading its data from version 2 to 4 failed"
-        ),
+        err.starts_with(&format!(
+            "Lamina cannot open its storage: upgrading its data from version 2 to {SCHEMA_VERSION} failed"
+        )),
         "{err}"
     );
     // The database is still version 2, with its project: nothing half-upgraded.

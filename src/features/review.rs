@@ -56,7 +56,6 @@ pub async fn start_review(state: AppState) {
 
 /// Approve (`approve` true) or reject the open image, then bring up the next image of the queue.
 pub async fn decide(state: AppState, approve: bool) {
-    let started = js_sys::Date::now();
     let result = if approve {
         actions::approve(state).await
     } else {
@@ -71,10 +70,6 @@ pub async fn decide(state: AppState, approve: bool) {
         .map(|r| r.asset.name)
         .unwrap_or_default();
     next_after_decision(state).await;
-    state
-        .review
-        .last_advance_ms
-        .set(Some(js_sys::Date::now() - started));
     state.info(format!("{name} {verb}"));
 }
 

@@ -23,8 +23,6 @@ pub struct ReviewState {
     /// A click on the image pins an issue instead of using the tool.
     pub pin_mode: RwSignal<bool>,
     pub drafts: RwSignal<Vec<DraftIssue>>,
-    /// Milliseconds from "approve" until the next image in review was shown (what the benchmark reads).
-    pub last_advance_ms: RwSignal<Option<f64>>,
     /// Exports hold only the images at this stage ("Done only"); `None`: every image.
     pub export_stage: RwSignal<Option<Stage>>,
 }
@@ -36,7 +34,6 @@ impl ReviewState {
             queue: RwSignal::new(None),
             pin_mode: RwSignal::new(false),
             drafts: RwSignal::new(Vec::new()),
-            last_advance_ms: RwSignal::new(None),
             export_stage: RwSignal::new(None),
         }
     }

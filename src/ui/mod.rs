@@ -15,6 +15,7 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use web_sys::{DragEvent, File, FileSystemEntry, HtmlInputElement, KeyboardEvent};
 
+use lamina_core::review::Stage;
 use lamina_core::shortcuts::{action_for, brush_radius_after, Action};
 
 use crate::browser::fetch::fetch_text;
@@ -119,6 +120,12 @@ fn on_key(state: AppState, ev: KeyboardEvent) {
         // While a suggestion is being built, undo takes back its last prompt.
         Action::Undo => suggest::undo(state, ev.time_stamp()),
         Action::SubmitImage => spawn_local(submit(state)),
+        // Deciding by key only in review mode, so a stray key while labeling decides nothing.
+        Action::Approve | Action::Reject
+            if state.review.queue.get_untracked() != Some(Stage::InReview) =>
+        {
+            state.info("A and X decide in review mode: press Start review (or use the buttons)")
+        }
         Action::Approve => spawn_local(review_mode::decide(state, true)),
         Action::Reject => spawn_local(review_mode::decide(state, false)),
         Action::PinIssue => state.review.pin_mode.update(|m| *m = !*m),

@@ -208,7 +208,11 @@ fn Attention(state: AppState) -> impl IntoView {
                 .collect_view()
         })
     };
-    let any = move || state.assets.with(|all| all.iter().any(|r| r.review_note.is_some()));
+    let any = move || {
+        state
+            .assets
+            .with(|all| all.iter().any(|r| r.review_note.is_some()))
+    };
     view! {
         <Show when=any>
             <h3>"Needs a decision"</h3>

@@ -84,6 +84,16 @@ async function pin(page, points) {
   await until(() => byId(page, 'draft-pin').count(), (n) => n === before + points.length, 'the pins placed');
 }
 
+/** The labeler labels the first two images and submits both; synced. */
+async function labelAndSubmitTwo(page) {
+  await brush(page, STROKE, 1);
+  await submit(page);
+  await openImage(page, 1);
+  await brush(page, STROKE2, 1);
+  await submit(page);
+  await waitSynced(page);
+}
+
 const waitElements = (page, id, n) => until(() => byId(page, id).count(), (v) => v === n, `${n} × ${id}`);
 const historyText = async (page) => (await byId(page, 'history-line').allTextContents()).join('\n');
 
@@ -95,13 +105,7 @@ test('label → submit → reject with two pinned issues → rework, reply, reso
   await byId(rita, 'reviewers').fill('rita');
   await byId(rita, 'reviewers').dispatchEvent('change');
 
-  // Alice labels two images and submits them.
-  await brush(alice, STROKE, 1);
-  await submit(alice);
-  await openImage(alice, 1);
-  await brush(alice, STROKE2, 1);
-  await submit(alice);
-  await waitSynced(alice);
+  await labelAndSubmitTwo(alice);
   assert.equal(await stageCount(alice, 'in_review'), 2);
 
   // Rita pulls: two images wait; review mode opens the first.
@@ -202,12 +206,7 @@ test('two reviewers deciding at once end in a listed conflict; an approval of la
   const alice = await person(t, conn, batch, 'alice');
   const rita = await person(t, conn, batch, 'rita');
   const rob = await person(t, conn, batch, 'rob');
-  await brush(alice, STROKE, 1);
-  await submit(alice);
-  await openImage(alice, 1);
-  await brush(alice, STROKE2, 1);
-  await submit(alice);
-  await waitSynced(alice);
+  await labelAndSubmitTwo(alice);
   await pullNow(rita);
   await pullNow(rob);
 
@@ -265,4 +264,41 @@ test('two reviewers deciding at once end in a listed conflict; an approval of la
   noPanics(alice);
   noPanics(rita);
   noPanics(rob);
+});
+
+test('review travels in the bundle: exported, re-imported unchanged; a bundle with a pin outside its image or a decision for a missing image is refused whole', async (t) => {
+  const { page } = await env.open(t);
+  await page.fill('input.author', 'rita');
+  await page.locator('input.author').dispatchEvent('change');
+  // The demo's tiles arrive submitted: all in review. Approve the first, reject the second with a pin.
+  await waitStageCount(page, 'in_review', 12);
+  await byId(page, 'start-review').click();
+  await waitStage(page, 'In review');
+  await byId(page, 'approve').click();
+  await waitStageCount(page, 'done', 1);
+  await pin(page, [PIN1]);
+  await byId(page, 'reject').click();
+  await waitStageCount(page, 'rework', 1);
+  const file = await exportTo(page, 'export-bundle', 'review-bundle');
+  const bundle = readJson(file);
+  assert.equal(bundle.version, 2);
+  assert.deepEqual(bundle.assets.map((a) => a.stage).filter((s) => s !== 'in_review').sort(), ['done', 'rework']);
+  assert.deepEqual(bundle.review.map((e) => e.kind).sort(), ['approve', 'issue', 'reject']);
+
+  // Importing it again changes nothing: the same events (by id), the same stages.
+  await byId(page, 'import-bundle').setInputFiles(file);
+  await until(() => text(page, 'info'), (s) => /^Bundle: \d+ labels on 12 images/.test(s || ''), 'the bundle imported');
+  assert.deepEqual([await stageCount(page, 'done'), await stageCount(page, 'rework'), await stageCount(page, 'in_review')], [1, 1, 10]);
+
+  const broken = structuredClone(bundle);
+  broken.review.find((e) => e.kind === 'issue').point_image = [999, 5];
+  broken.review.find((e) => e.kind === 'approve').asset_id = 'no-such-image';
+  const brokenFile = path.join(TMP, 'broken-review.json');
+  (await import('node:fs')).writeFileSync(brokenFile, JSON.stringify(broken));
+  await byId(page, 'import-bundle').setInputFiles(brokenFile);
+  const error = await until(() => text(page, 'error'), (s) => /^Bundle not imported/.test(s || ''), 'the refusal');
+  assert.match(error, /outside the 256x256 image/);
+  assert.match(error, /image "no-such-image" is not in the file/);
+  assert.deepEqual([await stageCount(page, 'done'), await stageCount(page, 'rework')], [1, 1], 'nothing changed');
+  noPanics(page);
 });

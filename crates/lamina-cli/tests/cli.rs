@@ -85,7 +85,8 @@ fn import_validate_and_export_both_coco_forms() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout_json(&out),
-        serde_json::json!({"ok": true, "assets": 3, "instances": 34, "classes": 6})
+        serde_json::json!({"ok": true, "assets": 3, "instances": 34, "classes": 6, "review_events": 0,
+            "stages": {"to_label": 0, "in_review": 3, "rework": 0, "done": 0, "skipped": 0}})
     );
     let human = lamina(&["bundle", "validate", bundle_path.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&human.stdout).starts_with("OK"));
