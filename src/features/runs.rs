@@ -95,8 +95,7 @@ pub async fn create(state: AppState, spec: RunSpec, source: RunSource) {
             id: id.clone(),
             project_id: project.id,
             info,
-            bundle_json: serde_json::to_string(&run_bundle)
-                .map_err(|e| AppError::invalid(e.to_string()))?,
+            bundle_json: run_bundle.to_json(),
         };
         store::shared()?.put_run(&record).await?;
         Ok(record)

@@ -115,12 +115,20 @@ impl Bundle {
     }
 
     /// The bundle as a file, with every asset's stage derived afresh (a stage is never written that its
-    /// history does not give, whoever built the bundle).
+    /// history does not give, whoever built the bundle). Write bundles with this or [`Bundle::to_json`],
+    /// never with serde directly: readers check the stages.
     pub fn to_json_pretty(&self) -> String {
         let mut out = self.clone();
         out.derive_stages();
         // Serializing plain structs with string keys cannot fail.
         serde_json::to_string_pretty(&out).unwrap_or_default()
+    }
+
+    /// The same, compact (for storage and the worker rather than people).
+    pub fn to_json(&self) -> String {
+        let mut out = self.clone();
+        out.derive_stages();
+        serde_json::to_string(&out).unwrap_or_default()
     }
 }
 

@@ -151,7 +151,7 @@ mod tests {
             status: InstanceStatus::default(),
         });
         let mask = serde_json::to_value(rle.compress()).unwrap_or_default();
-        (serde_json::to_string(&b).unwrap_or_default(), mask)
+        (b.to_json(), mask)
     }
 
     #[test]
