@@ -5,7 +5,7 @@
 use lamina_core::labels::{Asset, LabelStatus, Ontology, Project};
 use lamina_sync::batch::ImageLocation;
 use lamina_sync::driver;
-use lamina_sync::fragment::{refile, revision_of};
+use lamina_sync::fragment::{refile, revision_of, ImageInfo};
 use lamina_sync::{layout, Decision, Endpoint, Fragment, LocalAsset};
 use leptos::prelude::*;
 use std::collections::HashMap;
@@ -272,20 +272,41 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
                 let fragment = match fetched.get(&entry.fragment_key) {
                     Some(f) => f.clone(),
                     None => {
-                        let f = driver::fetch_fragment(
+                        // Read in an earlier pull; it may have been deleted or replaced since. That
+                        // skips this image's update, not the whole pull.
+                        match driver::fetch_fragment(
                             &Fetch,
                             &link.endpoint,
                             &link.batch,
                             &entry.fragment_key,
                         )
-                        .await?;
-                        fetched.insert(entry.fragment_key.clone(), f.clone());
-                        f
+                        .await
+                        {
+                            Ok(f) => {
+                                fetched.insert(entry.fragment_key.clone(), f.clone());
+                                f
+                            }
+                            Err(e) if !e.is_transient() => {
+                                problems.push(format!(
+                                    "{}'s labels for {} were not taken: {e}",
+                                    entry.labeler, record.asset.name
+                                ));
+                                continue;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
                     }
                 };
                 let Some(labels) = fragment.assets.iter().find(|a| a.asset_id == sync_id) else {
                     continue;
                 };
+                if let Some(wrong) = image_mismatch(record, labels.image.as_ref()) {
+                    problems.push(format!(
+                        "{}'s labels for {} were not taken: {wrong}",
+                        entry.labeler, record.asset.name
+                    ));
+                    continue;
+                }
                 let theirs = refile(&labels.instances, &local_id);
                 classes.extend(theirs.iter().map(|i| i.class_id.clone()));
                 let mut updated = record.clone();
@@ -358,6 +379,27 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
         editing::reload_current(state).await;
     }
     Ok(problems)
+}
+
+/// Why labels drawn on `drawn_on` cannot go on this device's image: another file (sha256 from the batch
+/// manifest or the fetched image) or another size. `None` when they fit (or nothing is known to compare).
+fn image_mismatch(record: &AssetRecord, drawn_on: Option<&ImageInfo>) -> Option<String> {
+    let image = drawn_on?;
+    let ours = &record.asset;
+    if !ours.sha256.is_empty() && !ours.sha256.eq_ignore_ascii_case(&image.sha256) {
+        return Some(format!(
+            "they were drawn on another image (sha256 {}…, this one is {}…)",
+            image.sha256.get(..12).unwrap_or(&image.sha256),
+            ours.sha256.get(..12).unwrap_or(&ours.sha256)
+        ));
+    }
+    if ours.width > 0 && (ours.width, ours.height) != (image.width, image.height) {
+        return Some(format!(
+            "they were drawn on a {}x{} image, this one is {}x{}",
+            image.width, image.height, ours.width, ours.height
+        ));
+    }
+    None
 }
 
 /// The user's answer to a conflict: keep the local labels, or take one of the others' versions.

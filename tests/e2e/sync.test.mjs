@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   suite, byId, count, text, until, waitCount, waitNotice, waitImage, dismissNotice, selectTool, brushStroke,
-  polygon, overlayPixel, blur, noPanics, tempDir, ROOT, OUT,
+  polygon, overlayPixel, blur, noPanics, tempDir, clickImage, python, ROOT, OUT,
 } from './harness.mjs';
 import { startGarage, startDav, startFaultProxy, s3check } from '../sync/servers.mjs';
 import {
@@ -593,5 +593,40 @@ test('an outbox this device cannot read is said on the sync line, never shown as
   const after = await pullNow(page);
   assert.equal(after.state, 'error', `after a pull: ${after.text}`);
   assert.match(after.text, /on this device/);
+  noPanics(page);
+});
+
+test('hostile fragments on the bucket: a 65535 px mask and labels for another image are skipped and reported, never adopted; markup stays text', async (t) => {
+  const conn = s3();
+  const batch = await publish(conn, 'hostile');
+  const assets = (await manifestOf(batch)).assets;
+  const put = async (kind, i) => {
+    const a = assets[i];
+    const out = JSON.parse(await python('tests/sync/hostile_fragment.py', [kind, batch, 'mallory', a.id, a.sha256, '256', '256']));
+    await putObject(out.key, out.body);
+    return out;
+  };
+  await put('huge-mask', 0);
+  await put('wrong-image', 1);
+  const payloads = await put('payloads', 2);
+  const { page } = await device(t, conn, batch, 'alice');
+  const error = await until(() => text(page, 'error'), (s) => /Some objects on the server were skipped/.test(s || ''), 'the skipped fragments reported');
+  assert.match(error, /mask size 65535x65535 \(h x w\) does not match its image, 256x256/);
+  assert.match(error, /mallory's labels for .* were not taken: they were drawn on another image/);
+  // Nothing of either was adopted; the app works on those images.
+  for (const i of [0, 1]) {
+    await openImage(page, i);
+    await waitCount(page, 'instance-count', 0);
+    await selectTool(page, 'select');
+    await clickImage(page, [60, 60]);
+  }
+  // The sound one is adopted, and its markup is shown as text, never run.
+  await openImage(page, 2);
+  await waitCount(page, 'instance-count', 1);
+  const classNames = await page.locator('[data-testid=class-row] input:not([type=color])').evaluateAll((els) => els.map((e) => e.value));
+  assert.ok(classNames.includes(payloads.xss_class), `the class id shows as text: ${classNames}`);
+  assert.deepEqual(await byId(page, 'issue-comment').allTextContents(), [payloads.xss_comment]);
+  assert.equal(await page.evaluate(() => window.__xss), undefined, 'no payload ran');
+  assert.equal(await page.locator('img[src="x"]').count(), 0);
   noPanics(page);
 });

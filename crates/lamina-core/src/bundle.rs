@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::image_header::check_size;
 use crate::labels::{Asset, Instance, Ontology};
 use crate::review::{self, ReviewEvent, Stage};
 use crate::rle::Rle;
@@ -194,6 +195,41 @@ fn stage_problems(bundle: &Bundle) -> Vec<String> {
         .collect()
 }
 
+/// What is wrong with one instance's geometry on a `width` x `height` image: a mask of another size (not
+/// decoded then, so a hostile size allocates nothing), an RLE that does not decode, a bbox or area that
+/// disagrees with the mask, an empty mask. Shared by bundle imports and pulled sync fragments.
+pub fn instance_problems(inst: &Instance, width: u32, height: u32) -> Vec<String> {
+    let [h, w] = inst.mask.size;
+    if (h, w) != (height, width) {
+        return vec![format!(
+            "mask size {h}x{w} (h x w) does not match its image, {height}x{width}"
+        )];
+    }
+    let rle = match Rle::decompress(&inst.mask) {
+        Err(e) => return vec![format!("mask: {e}")],
+        Ok(rle) => rle,
+    };
+    let mut problems = Vec::new();
+    if rle.area() != inst.area {
+        problems.push(format!(
+            "area {} but the mask has {}",
+            inst.area,
+            rle.area()
+        ));
+    }
+    if rle.bbox() != inst.bbox {
+        problems.push(format!(
+            "bbox {:?} but the mask's is {:?}",
+            inst.bbox,
+            rle.bbox()
+        ));
+    }
+    if rle.area() == 0 {
+        problems.push("mask is empty".into());
+    }
+    problems
+}
+
 /// Every problem in a bundle, each naming where it is. Empty means valid.
 pub fn validate(bundle: &Bundle) -> Vec<String> {
     let mut problems = Vec::new();
@@ -210,6 +246,8 @@ pub fn validate(bundle: &Bundle) -> Vec<String> {
                 "assets[{i}] ({}): size {}x{} is empty",
                 a.id, a.width, a.height
             ));
+        } else if let Err(e) = check_size(a.width, a.height) {
+            problems.push(format!("assets[{i}] ({}): {e}", a.id));
         }
         if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             problems.push(format!(
@@ -237,35 +275,11 @@ pub fn validate(bundle: &Bundle) -> Vec<String> {
             ));
             continue;
         };
-        let [h, w] = inst.mask.size;
-        if (h, w) != (asset.height, asset.width) {
-            problems.push(format!(
-                "{at}: mask size {h}x{w} (h x w) does not match its image, {}x{}",
-                asset.height, asset.width
-            ));
-            continue;
+        if check_size(asset.width, asset.height).is_err() {
+            continue; // said once, for the asset; its masks are not decoded
         }
-        match Rle::decompress(&inst.mask) {
-            Err(e) => problems.push(format!("{at}: mask: {e}")),
-            Ok(rle) => {
-                if rle.area() != inst.area {
-                    problems.push(format!(
-                        "{at}: area {} but the mask has {}",
-                        inst.area,
-                        rle.area()
-                    ));
-                }
-                if rle.bbox() != inst.bbox {
-                    problems.push(format!(
-                        "{at}: bbox {:?} but the mask's is {:?}",
-                        inst.bbox,
-                        rle.bbox()
-                    ));
-                }
-                if rle.area() == 0 {
-                    problems.push(format!("{at}: mask is empty"));
-                }
-            }
+        for p in instance_problems(inst, asset.width, asset.height) {
+            problems.push(format!("{at}: {p}"));
         }
     }
     let mut events: BTreeMap<&str, &ReviewEvent> = BTreeMap::new();

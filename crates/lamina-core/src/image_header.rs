@@ -71,6 +71,16 @@ pub fn check_image_header(bytes: &[u8]) -> Result<ImageHeader, HeaderError> {
     };
     let size = imagesize::blob_size(bytes).map_err(|e| HeaderError::Corrupt(e.to_string()))?;
     let (width, height) = (to_u32(size.width), to_u32(size.height));
+    check_size(width, height)?;
+    Ok(ImageHeader {
+        format,
+        width,
+        height,
+    })
+}
+
+/// Refuses an image size Lamina will not open (or hold labels for): empty, or over the limits.
+pub fn check_size(width: u32, height: u32) -> Result<(), HeaderError> {
     if width == 0 || height == 0 {
         return Err(HeaderError::Corrupt(format!("size {width}x{height}")));
     }
@@ -80,11 +90,7 @@ pub fn check_image_header(bytes: &[u8]) -> Result<ImageHeader, HeaderError> {
     {
         return Err(HeaderError::TooLarge { width, height });
     }
-    Ok(ImageHeader {
-        format,
-        width,
-        height,
-    })
+    Ok(())
 }
 
 fn to_u32(v: usize) -> u32 {

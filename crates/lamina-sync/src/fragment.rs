@@ -4,6 +4,8 @@
 //! equal revisions on every device) and the **parents** it was edited from. Revisions and parents form a
 //! small history per image from which every reader computes the same current versions ("heads").
 
+use lamina_core::bundle::instance_problems;
+use lamina_core::image_header::check_size;
 use lamina_core::labels::{Instance, LabelStatus};
 use lamina_core::model_manifest::sha256_hex;
 use lamina_core::review::ReviewEvent;
@@ -12,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::{layout, SyncError};
 
 pub const FORMAT: &str = "lamina-labels-fragment";
+/// The most labels one image may carry in a fragment (a crowded 1000x1000 H&E tile has a few thousand).
+pub const MAX_INSTANCES_PER_IMAGE: usize = 20_000;
+
 /// Version 2 added `review` (review events). Version 1 fragments still read: they have none.
 pub const VERSION: u32 = 2;
 
@@ -75,6 +80,35 @@ pub fn revision_of(status: LabelStatus, instances: &[Instance]) -> String {
     // serde_json writes struct fields in declaration order, so the bytes are canonical for our types.
     let bytes = serde_json::to_vec(&(status, sorted)).unwrap_or_default();
     sha256_hex(&bytes)
+}
+
+/// The checks a bundle import makes, on one image's labels from a teammate: a sane image size, not too
+/// many labels, and each mask the size of the image (checked before anything is decoded), decoding to the
+/// bbox and area it states.
+fn check_labels(asset: &AssetLabels) -> Result<(), String> {
+    let n = asset.instances.len();
+    if n > MAX_INSTANCES_PER_IMAGE {
+        return Err(format!(
+            "image `{}` has {n} labels, more than the {MAX_INSTANCES_PER_IMAGE} Lamina takes for one image",
+            asset.asset_id
+        ));
+    }
+    // Fragments name the image they were drawn on; without that, the first mask's size stands for it.
+    let (width, height) = match (&asset.image, asset.instances.first()) {
+        (Some(image), _) => (image.width, image.height),
+        (None, Some(first)) => (first.mask.size[1], first.mask.size[0]),
+        (None, None) => return Ok(()),
+    };
+    check_size(width, height).map_err(|e| format!("image `{}`: {e}", asset.asset_id))?;
+    for i in &asset.instances {
+        if let Some(problem) = instance_problems(i, width, height).first() {
+            return Err(format!(
+                "label `{}` of image `{}`: {problem}",
+                i.id, asset.asset_id
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl AssetLabels {
@@ -189,6 +223,7 @@ impl Fragment {
                     i.id, asset.asset_id, i.asset_id
                 )));
             }
+            check_labels(asset).map_err(bad)?;
         }
         if let Some(e) = fragment
             .review
@@ -230,9 +265,9 @@ pub(crate) mod tests {
             class_id: class.into(),
             mask: CompressedRle {
                 size: [4, 4],
-                counts: "02000".into(),
+                counts: "02>".into(),
             },
-            bbox: [0, 0, 1, 1],
+            bbox: [0, 0, 1, 2],
             area: 2,
             provenance: Provenance {
                 tool: Tool::Brush,
@@ -265,6 +300,72 @@ pub(crate) mod tests {
             revision_of(s, std::slice::from_ref(&a)),
             revision_of(LabelStatus::Submitted, &[a])
         );
+    }
+
+    /// A fragment that is self-consistent (its revision matches) but whose labels no bundle import would
+    /// accept: refused whole, with the reason, before anything is adopted or decoded.
+    #[test]
+    fn hostile_labels_are_refused_like_a_bundle_import_refuses_them() {
+        let parse = |mut labels: AssetLabels| {
+            labels.revision = revision_of(labels.status, &labels.instances);
+            let f = Fragment::new("b1", "mallory", "2026-12-02T10:00:00Z", vec![labels]).unwrap();
+            let bytes = f.to_bytes();
+            Fragment::parse(&f.key_for(&bytes), "b1", &bytes)
+        };
+        let image = ImageInfo {
+            sha256: "ab".repeat(32),
+            width: 4,
+            height: 4,
+        };
+        let good = AssetLabels::new(
+            "img".into(),
+            vec![],
+            LabelStatus::InProgress,
+            vec![instance("a", "img", "dead")],
+        )
+        .with_image(image.clone());
+        parse(good.clone()).expect("a sound fragment reads");
+
+        // A mask that claims 65535x65535 with a bbox over the image: decoding it would take ~4 GB.
+        let mut huge = good.clone();
+        huge.instances[0].mask.size = [65535, 65535];
+        huge.instances[0].bbox = [0, 0, 65535, 65535];
+        let err = parse(huge).unwrap_err().to_string();
+        assert!(
+            err.contains("mask size 65535x65535") && err.contains("4x4"),
+            "{err}"
+        );
+
+        // The image itself claims to be huge, and so do its masks.
+        let mut huge_image = good.clone();
+        huge_image.image = Some(ImageInfo {
+            width: 65535,
+            height: 65535,
+            ..image.clone()
+        });
+        for i in &mut huge_image.instances {
+            i.mask.size = [65535, 65535];
+        }
+        let err = parse(huge_image).unwrap_err().to_string();
+        assert!(err.contains("larger than Lamina opens"), "{err}");
+
+        let mut lying = good.clone();
+        lying.instances[0].area = 7;
+        let err = parse(lying).unwrap_err().to_string();
+        assert!(err.contains("area 7 but the mask has 2"), "{err}");
+
+        let mut no_image = good.clone();
+        no_image.image = None;
+        no_image.instances[0].mask.size = [20_000, 20_000];
+        let err = parse(no_image).unwrap_err().to_string();
+        assert!(err.contains("larger than Lamina opens"), "{err}");
+
+        let mut crowded = good;
+        crowded.instances = (0..MAX_INSTANCES_PER_IMAGE + 1)
+            .map(|k| instance(&format!("i{k}"), "img", "dead"))
+            .collect();
+        let err = parse(crowded).unwrap_err().to_string();
+        assert!(err.contains("more than"), "{err}");
     }
 
     #[test]
