@@ -474,6 +474,108 @@ async fn a_change_queues_its_push_in_the_same_commit_and_a_push_clears_only_what
     store.close();
 }
 
+/// A push finishing while one image's sync record is unreadable: the whole transaction aborts, so the
+/// other image's outbox entry is not dropped either (before, the deletes made before the failing read were
+/// committed: a change counted as pushed whose base was never recorded).
+#[wasm_bindgen_test]
+async fn a_step_that_fails_half_way_leaves_nothing_written() {
+    use lamina_app::store::sync::{BatchLink, Pushed};
+    use lamina_app::store::OutboxEntry;
+    let name = "lamina-test-abort";
+    delete_database(name).await.unwrap();
+    let store = Store::open(name).await.unwrap();
+    for id in ["a", "b"] {
+        let rec = record("p", id, 0);
+        let entry = OutboxEntry {
+            asset_id: id.into(),
+            project_id: "p".into(),
+            generation: "g1".into(),
+        };
+        store
+            .apply_edit(&rec, &Edit::default(), Some(&entry))
+            .await
+            .unwrap();
+    }
+    // Image b's sync record is damaged (what a bug or a hand edit could leave).
+    {
+        let mut raw = idb::Factory::new()
+            .unwrap()
+            .open(name, Some(SCHEMA_VERSION))
+            .unwrap();
+        raw.on_upgrade_needed(|_| {});
+        let db = raw.await.unwrap();
+        let tx = db
+            .transaction(&["sync_assets"], idb::TransactionMode::ReadWrite)
+            .unwrap();
+        tx.object_store("sync_assets")
+            .unwrap()
+            .put(
+                &wasm_bindgen::JsValue::from(42),
+                Some(&wasm_bindgen::JsValue::from_str("b")),
+            )
+            .unwrap();
+        tx.await.unwrap();
+        db.close();
+    }
+    let link = BatchLink {
+        project_id: "p".into(),
+        batch: "b".into(),
+        labeler: "alice".into(),
+        endpoint: lamina_sync::Endpoint::Http {
+            base_url: "http://127.0.0.1:1/".into(),
+            token: None,
+            writable: true,
+        },
+        remember: false,
+        needs_credentials: false,
+        ledger: Default::default(),
+    };
+    let pushed = |id: &str| Pushed {
+        asset_id: id.into(),
+        generation: "g1".into(),
+        revision: "r1".into(),
+    };
+    assert!(store
+        .finish_push(&link, &[pushed("a"), pushed("b")])
+        .await
+        .is_err());
+    let queued: Vec<String> = store
+        .outbox("p")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.asset_id)
+        .collect();
+    assert_eq!(queued.len(), 2, "both still queued: {queued:?}");
+    store.close();
+}
+
+/// Every write asks for strict durability (seen by wrapping the browser's `IDBDatabase.transaction`).
+#[wasm_bindgen_test]
+async fn writes_ask_for_strict_durability() {
+    let name = "lamina-test-durability";
+    delete_database(name).await.unwrap();
+    let store = Store::open(name).await.unwrap();
+    js_sys::eval(
+        "window.__durability = [];
+         const original = IDBDatabase.prototype.transaction;
+         IDBDatabase.prototype.transaction = function (names, mode, options) {
+           if (mode === 'readwrite') window.__durability.push(options && options.durability);
+           return original.apply(this, arguments);
+         };",
+    )
+    .unwrap();
+    store.put_project(&project("p")).await.unwrap();
+    store
+        .apply_edit(&record("p", "x", 0), &Edit::default(), None)
+        .await
+        .unwrap();
+    let seen = js_sys::eval("window.__durability").unwrap();
+    let seen: Vec<Option<String>> = serde_wasm_bindgen::from_value(seen).unwrap();
+    assert_eq!(seen, vec![Some("strict".to_string()); 2]);
+    store.close();
+}
+
 /// A version 2 database that already holds a store version 3 creates ("outbox", as a newer or broken
 /// build might have left it): the upgrade cannot run.
 async fn make_v2_database_with_a_clash(name: &str) {

@@ -6,15 +6,31 @@ use leptos::prelude::*;
 
 use crate::features::{import, model, navigate, sync};
 use crate::state::AppState;
-use crate::store::{self, Store, DB_NAME};
+use crate::store::{self, Store, StoreEvent, DB_NAME};
 use crate::worker_client;
 
 /// Opens the store, asks for persistent storage, and shows the last project (the demo on first open).
 pub async fn boot(state: AppState) {
-    let store = match Store::open(DB_NAME).await {
+    let store = Store::open_watched(DB_NAME, move |event| {
+        state.error(match event {
+            StoreEvent::Blocked => {
+                "Lamina is open in another tab with an older version of its data: close or reload that tab, and this one starts"
+            }
+            StoreEvent::ClosedForUpgrade => {
+                "Lamina was updated in another tab: reload this tab to go on. What was saved is kept; changes made here now cannot be stored"
+            }
+        })
+    })
+    .await;
+    let store = match store {
         Ok(s) => Rc::new(s),
         Err(e) => return state.error(e.to_string()),
     };
+    // Opened after waiting for another tab: that notice is over.
+    if matches!(state.notice.get_untracked(), Some(crate::state::Notice::Error(t)) if t.starts_with("Lamina is open in another tab"))
+    {
+        state.notice.set(None);
+    }
     store::set_shared(store.clone());
     if !Store::request_persistence().await {
         // The browser's answer, not an error: data stays, but may be evicted under storage pressure.

@@ -33,7 +33,7 @@ use idb::{
 use lamina_core::edit::Edit;
 use lamina_core::labels::{Asset, Instance, Project};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::Blob;
 
 use crate::error::AppError;
@@ -94,6 +94,19 @@ impl From<idb::Error> for AppError {
 
 pub struct Store {
     pub(crate) db: Database,
+    /// The same connection, for what `idb` does not offer (transaction durability).
+    raw: web_sys::IdbDatabase,
+    /// Another tab asked for a newer schema and this connection was closed for it.
+    closed: Rc<std::cell::Cell<bool>>,
+}
+
+/// What other tabs do to this tab's storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Opening waits: another tab holds the database at an older schema.
+    Blocked,
+    /// Another tab upgraded the schema; this connection was closed so the upgrade could go on.
+    ClosedForUpgrade,
 }
 
 pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, AppError> {
@@ -157,8 +170,20 @@ impl Store {
     /// Opens the database, upgrading it step by step. A step that fails aborts the whole upgrade: the
     /// database stays at its old version with its data untouched, and the error says which step failed.
     pub async fn open(name: &str) -> Result<Store, AppError> {
+        Self::open_watched(name, |_| {}).await
+    }
+
+    /// [`Store::open`], telling `on_event` when another tab blocks the upgrade or takes the database
+    /// for a newer schema (this connection then closes at once, so the other tab is not left hanging).
+    pub async fn open_watched(
+        name: &str,
+        on_event: impl Fn(StoreEvent) + 'static,
+    ) -> Result<Store, AppError> {
+        let on_event = Rc::new(on_event);
         let factory = Factory::new()?;
         let mut request = factory.open(name, Some(SCHEMA_VERSION))?;
+        let blocked = on_event.clone();
+        request.on_blocked(move |_| (*blocked)(StoreEvent::Blocked));
         let failed: Rc<RefCell<Option<String>>> = Rc::default();
         let failed_in_upgrade = failed.clone();
         request.on_upgrade_needed(move |event| {
@@ -178,9 +203,67 @@ impl Store {
         if let Some(why) = failed.borrow_mut().take() {
             return Err(AppError::StorageOpen(why));
         }
-        Ok(Store {
-            db: opened.map_err(|e| AppError::StorageOpen(e.to_string()))?,
-        })
+        let raw: web_sys::IdbDatabase = opened
+            .map_err(|e| AppError::StorageOpen(e.to_string()))?
+            .into();
+        let mut db = Database::from(raw.clone());
+        let closed: Rc<std::cell::Cell<bool>> = Rc::default();
+        let closed_now = closed.clone();
+        let closing = raw.clone();
+        db.on_version_change(move |_| {
+            closing.close();
+            closed_now.set(true);
+            (*on_event)(StoreEvent::ClosedForUpgrade);
+        });
+        Ok(Store { db, raw, closed })
+    }
+
+    /// A read-write transaction with strict durability: the browser reports it complete only once it is
+    /// on disk (Chromium's default, "relaxed", may lose a label shown as saved to a power cut).
+    pub(crate) fn rw(&self, stores: &[&str]) -> Result<idb::Transaction, AppError> {
+        if self.closed.get() {
+            return Err(AppError::StorageOpen(
+                "Lamina was updated in another tab: reload this tab to go on (what was saved is kept)"
+                    .into(),
+            ));
+        }
+        let names: js_sys::Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
+        let options = js_sys::Object::new();
+        js_sys::Reflect::set(&options, &"durability".into(), &"strict".into())
+            .map_err(|e| AppError::Storage(format!("{e:?}")))?;
+        let open = js_sys::Reflect::get(&self.raw, &"transaction".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+            .ok_or_else(|| AppError::Storage("IndexedDB has no transaction()".into()))?;
+        let tx = open
+            .call3(&self.raw, &names, &"readwrite".into(), &options)
+            .map_err(|e| {
+                let text = e
+                    .dyn_ref::<web_sys::DomException>()
+                    .map(|d| format!("{}: {}", d.name(), d.message()))
+                    .unwrap_or_else(|| format!("{e:?}"));
+                AppError::Storage(text)
+            })?;
+        Ok(tx.unchecked_into::<web_sys::IdbTransaction>().into())
+    }
+
+    /// Commits `tx` if `result` is Ok, aborts it otherwise: a step that failed half-way leaves nothing
+    /// written (an early `?` must never commit what came before it).
+    pub(crate) async fn finish<T>(
+        tx: idb::Transaction,
+        result: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        match result {
+            Ok(value) => match tx.commit()?.await {
+                Ok(r) if r.is_committed() => Ok(value),
+                Ok(_) => Err(AppError::Storage("the transaction was aborted".into())),
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => {
+                let _ = tx.abort();
+                Err(e)
+            }
+        }
     }
 
     /// The schema version the database is at.
@@ -214,7 +297,7 @@ impl Store {
         stores: &[&str],
         fill: impl FnOnce(&idb::Transaction) -> Result<(), AppError>,
     ) -> Result<(), AppError> {
-        let tx = self.db.transaction(stores, TransactionMode::ReadWrite)?;
+        let tx = self.rw(stores)?;
         // A second handle on the same transaction, to read why it aborted after the future consumed it.
         let probe = tx.object_store(stores[0])?.transaction();
         if let Err(e) = fill(&tx) {

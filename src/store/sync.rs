@@ -131,32 +131,33 @@ impl Store {
     /// pushed revision as its base, and saves what the device now knows of the server. One transaction.
     pub async fn finish_push(&self, link: &BatchLink, pushed: &[Pushed]) -> Result<(), AppError> {
         let link_value = to_js(&link.for_storage())?;
-        let tx = self.db.transaction(
-            &[OUTBOX, SYNC_ASSETS, SYNC_BATCHES],
-            TransactionMode::ReadWrite,
-        )?;
-        let outbox = tx.object_store(OUTBOX)?;
-        let records = tx.object_store(SYNC_ASSETS)?;
-        for p in pushed {
-            let key = JsValue::from_str(&p.asset_id);
-            if let Some(v) = outbox.get(key.clone())?.await? {
-                let entry: OutboxEntry = from_js(v)?;
-                if entry.generation == p.generation {
-                    outbox.delete(Query::Key(key.clone()))?.await?;
+        let tx = self.rw(&[OUTBOX, SYNC_ASSETS, SYNC_BATCHES])?;
+        let result = async {
+            let outbox = tx.object_store(OUTBOX)?;
+            let records = tx.object_store(SYNC_ASSETS)?;
+            for p in pushed {
+                let key = JsValue::from_str(&p.asset_id);
+                if let Some(v) = outbox.get(key.clone())?.await? {
+                    let entry: OutboxEntry = from_js(v)?;
+                    if entry.generation == p.generation {
+                        outbox.delete(Query::Key(key.clone()))?.await?;
+                    }
                 }
+                let mut record: SyncRecord = match records.get(key.clone())?.await? {
+                    Some(v) => from_js(v)?,
+                    None => SyncRecord::default(),
+                };
+                record.base = Some(p.revision.clone());
+                record.parents.clear();
+                records.put(&to_js(&record)?, Some(&key))?.await?;
             }
-            let mut record: SyncRecord = match records.get(key.clone())?.await? {
-                Some(v) => from_js(v)?,
-                None => SyncRecord::default(),
-            };
-            record.base = Some(p.revision.clone());
-            record.parents.clear();
-            records.put(&to_js(&record)?, Some(&key))?.await?;
+            tx.object_store(SYNC_BATCHES)?
+                .put(&link_value, Some(&JsValue::from_str(&link.project_id)))?
+                .await?;
+            Ok(())
         }
-        tx.object_store(SYNC_BATCHES)?
-            .put(&link_value, Some(&JsValue::from_str(&link.project_id)))?
-            .await?;
-        commit(tx).await
+        .await;
+        Store::finish(tx, result).await
     }
 
     /// Takes another labeler's labels for an image: replaces its instances and status, unless the image
@@ -168,27 +169,34 @@ impl Store {
         revision: &str,
     ) -> Result<bool, AppError> {
         let key = JsValue::from_str(&record.asset.id);
-        let tx = self.db.transaction(
-            &[INSTANCES, ASSETS, OUTBOX, SYNC_ASSETS],
-            TransactionMode::ReadWrite,
-        )?;
-        if tx.object_store(OUTBOX)?.get(key.clone())?.await?.is_some() {
-            let _ = tx.abort();
-            return Ok(false);
+        let tx = self.rw(&[INSTANCES, ASSETS, OUTBOX, SYNC_ASSETS])?;
+        let result = async {
+            if tx.object_store(OUTBOX)?.get(key.clone())?.await?.is_some() {
+                return Ok(false);
+            }
+            replace_instances(&tx, &record.asset.id, instances).await?;
+            tx.object_store(ASSETS)?
+                .put(&to_js(record)?, Some(&key))?
+                .await?;
+            let sync = SyncRecord {
+                base: Some(revision.to_owned()),
+                parents: vec![],
+                conflict: None,
+            };
+            tx.object_store(SYNC_ASSETS)?
+                .put(&to_js(&sync)?, Some(&key))?
+                .await?;
+            Ok(true)
         }
-        replace_instances(&tx, &record.asset.id, instances).await?;
-        tx.object_store(ASSETS)?
-            .put(&to_js(record)?, Some(&key))?
-            .await?;
-        let sync = SyncRecord {
-            base: Some(revision.to_owned()),
-            parents: vec![],
-            conflict: None,
-        };
-        tx.object_store(SYNC_ASSETS)?
-            .put(&to_js(&sync)?, Some(&key))?
-            .await?;
-        commit(tx).await.map(|()| true)
+        .await;
+        match result {
+            // Changed locally since the decision: nothing is written.
+            Ok(false) => {
+                let _ = tx.abort();
+                Ok(false)
+            }
+            other => Store::finish(tx, other).await,
+        }
     }
 
     pub async fn set_conflict(
@@ -197,17 +205,19 @@ impl Store {
         conflict: Option<Conflict>,
     ) -> Result<(), AppError> {
         let key = JsValue::from_str(asset_id);
-        let tx = self
-            .db
-            .transaction(&[SYNC_ASSETS], TransactionMode::ReadWrite)?;
-        let records = tx.object_store(SYNC_ASSETS)?;
-        let mut record: SyncRecord = match records.get(key.clone())?.await? {
-            Some(v) => from_js(v)?,
-            None => SyncRecord::default(),
-        };
-        record.conflict = conflict;
-        records.put(&to_js(&record)?, Some(&key))?.await?;
-        commit(tx).await
+        let tx = self.rw(&[SYNC_ASSETS])?;
+        let result = async {
+            let records = tx.object_store(SYNC_ASSETS)?;
+            let mut record: SyncRecord = match records.get(key.clone())?.await? {
+                Some(v) => from_js(v)?,
+                None => SyncRecord::default(),
+            };
+            record.conflict = conflict;
+            records.put(&to_js(&record)?, Some(&key))?.await?;
+            Ok(())
+        }
+        .await;
+        Store::finish(tx, result).await
     }
 
     /// Resolves a conflict: optionally replaces the labels (taking another version), then queues a push
@@ -220,28 +230,29 @@ impl Store {
         outbox: &OutboxEntry,
     ) -> Result<(), AppError> {
         let key = JsValue::from_str(&record.asset.id);
-        let tx = self.db.transaction(
-            &[INSTANCES, ASSETS, OUTBOX, SYNC_ASSETS],
-            TransactionMode::ReadWrite,
-        )?;
-        if let Some(instances) = replacement {
-            replace_instances(&tx, &record.asset.id, instances).await?;
+        let tx = self.rw(&[INSTANCES, ASSETS, OUTBOX, SYNC_ASSETS])?;
+        let result = async {
+            if let Some(instances) = replacement {
+                replace_instances(&tx, &record.asset.id, instances).await?;
+            }
+            tx.object_store(ASSETS)?
+                .put(&to_js(record)?, Some(&key))?
+                .await?;
+            let records = tx.object_store(SYNC_ASSETS)?;
+            let mut sync: SyncRecord = match records.get(key.clone())?.await? {
+                Some(v) => from_js(v)?,
+                None => SyncRecord::default(),
+            };
+            sync.parents = parents;
+            sync.conflict = None;
+            records.put(&to_js(&sync)?, Some(&key))?.await?;
+            tx.object_store(OUTBOX)?
+                .put(&to_js(outbox)?, Some(&key))?
+                .await?;
+            Ok(())
         }
-        tx.object_store(ASSETS)?
-            .put(&to_js(record)?, Some(&key))?
-            .await?;
-        let records = tx.object_store(SYNC_ASSETS)?;
-        let mut sync: SyncRecord = match records.get(key.clone())?.await? {
-            Some(v) => from_js(v)?,
-            None => SyncRecord::default(),
-        };
-        sync.parents = parents;
-        sync.conflict = None;
-        records.put(&to_js(&sync)?, Some(&key))?.await?;
-        tx.object_store(OUTBOX)?
-            .put(&to_js(outbox)?, Some(&key))?
-            .await?;
-        commit(tx).await
+        .await;
+        Store::finish(tx, result).await
     }
 }
 
@@ -262,12 +273,4 @@ async fn replace_instances(
         store.put(&to_js(i)?, None)?.await?;
     }
     Ok(())
-}
-
-async fn commit(tx: idb::Transaction) -> Result<(), AppError> {
-    match tx.commit()?.await {
-        Ok(r) if r.is_committed() => Ok(()),
-        Ok(_) => Err(AppError::Storage("the transaction was aborted".into())),
-        Err(e) => Err(e.into()),
-    }
 }
