@@ -1,9 +1,33 @@
 #!/usr/bin/env python3
-"""Serves dist/ on 127.0.0.1 with the right types for wasm and module workers, and no caching, so a
-rebuilt app is what the browser runs. Usage: scripts/serve.py [--port N] [--dir dist]"""
+"""Serves dist/ on 127.0.0.1 with the right types for wasm and module workers, no caching (a rebuilt app
+is what the browser runs), and the security headers a host should send (docs/security.md).
+Usage: scripts/serve.py [--port N] [--dir dist]"""
 import argparse
 import functools
 import http.server
+
+
+# The page's <meta> policy, plus what only a header can say (frame-ancestors). Workers get theirs from
+# their own response, so the header is sent with every file.
+CSP = "; ".join([
+    "default-src 'self'",
+    "script-src 'self' 'wasm-unsafe-eval'",
+    "worker-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+    "img-src 'self' blob: data:",
+    "style-src 'self' 'unsafe-inline'",
+    "connect-src 'self' https: http://127.0.0.1:* http://localhost:*",
+])
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -16,6 +40,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def end_headers(self):
         self.send_header("Cache-Control", "no-store")
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
         super().end_headers()
 
     def log_message(self, *args):

@@ -22,7 +22,7 @@ test('first open shows the demo project with labels and its attribution', async 
   const box = await attribution.boundingBox();
   const size = page.viewportSize();
   assert.ok(box.x >= 0 && box.y >= 0 && box.x + box.width <= size.width && box.y + box.height <= size.height);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('screenshot of the labeling view with labels', async (t) => {
@@ -42,5 +42,5 @@ test('screenshot of the labeling view with labels', async (t) => {
   );
   const file = path.join(OUT, 'labeling.png');
   await page.screenshot({ path: file });
-  noPanics(page);
+  await noPanics(page);
 });

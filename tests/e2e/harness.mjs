@@ -108,6 +108,12 @@ export function suite() {
         page.errors.push(`console: ${m.text()}`);
       }
     });
+    // Every Content-Security-Policy violation the page reports (noPanics fails on any).
+    await context.addInitScript(() => {
+      window.__cspViolations = [];
+      document.addEventListener('securitypolicyviolation', (e) =>
+        window.__cspViolations.push(`${e.violatedDirective}: ${e.blockedURI}`));
+    });
     t?.after(() => context.close());
     if (beforeGoto) await beforeGoto(context, page);
     await page.goto(env.server.url);
@@ -273,8 +279,10 @@ export function tempDir(prefix) {
   return mkdtempSync(path.join(tmpdir(), prefix));
 }
 
-/** Fails on wasm panics or uncaught page errors seen during the test. */
-export function noPanics(page) {
-  const bad = page.errors.filter((e) => /panicked|pageerror|RuntimeError|unreachable/.test(e));
+/** Fails on wasm panics, uncaught page errors or Content-Security-Policy violations seen during the test. */
+export async function noPanics(page) {
+  const bad = page.errors.filter((e) => /panicked|pageerror|RuntimeError|unreachable|Content Security Policy/.test(e));
   if (bad.length) throw new Error(`the app failed:\n${bad.join('\n')}`);
+  const csp = await page.evaluate(() => window.__cspViolations ?? []).catch(() => []);
+  if (csp.length) throw new Error(`Content-Security-Policy violations:\n${csp.join('\n')}`);
 }

@@ -21,7 +21,7 @@ test('folder import: images in the folder and its subfolder, the non-image repor
   await waitImage(page);
   const names = await byId(page, 'image-row').locator('.name').allTextContents();
   assert.deepEqual([...names].sort(), ['folder/first.png', 'folder/sub/second.jpg']);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('manifest URL: two images imported with their organ, the missing one named', async (t) => {
@@ -40,7 +40,7 @@ test('manifest URL: two images imported with their organ, the missing one named'
   const names = await rows.locator('.name').allTextContents();
   assert.deepEqual(names, urls.map((u) => u.split('/').pop()));
   assert.deepEqual(await rows.locator('.meta').allTextContents(), organs);
-  noPanics(page);
+  await noPanics(page);
 });
 
 // Each bad input on the demo project (12 images, labels on the first): a clear error, nothing changed,
@@ -75,7 +75,7 @@ for (const bad of BAD) {
     await waitCount(page, 'image-count', 13);
     await waitImage(page);
     await waitCount(page, 'instance-count', labels);
-    noPanics(page);
+    await noPanics(page);
   });
 }
 
@@ -99,6 +99,6 @@ for (const input of ['add-manifest', 'import-bundle']) {
     t.diagnostic(`error shown: ${JSON.stringify(error)}`);
     assert.equal(await count(page, 'image-count'), 12);
     assert.equal(await count(page, 'instance-count'), labels);
-    noPanics(page);
+    await noPanics(page);
   });
 }

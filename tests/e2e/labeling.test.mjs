@@ -78,7 +78,7 @@ test('main path: new project, import, brush + polygon, reload, export checked by
   const b = readJson(bundle);
   assert.equal(b.assets.length, 3);
   assert.equal(b.instances.length, 2);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('undo and redo with the keyboard; the state survives a reload', async (t) => {
@@ -106,7 +106,7 @@ test('undo and redo with the keyboard; the state survives a reload', async (t) =
   await page.reload();
   await waitImage(page);
   await waitCount(page, 'instance-count', 2);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('select a label, re-class it with "2", delete it', async (t) => {
@@ -131,5 +131,5 @@ test('select a label, re-class it with "2", delete it', async (t) => {
   await page.reload();
   await waitImage(page);
   await waitCount(page, 'instance-count', 1);
-  noPanics(page);
+  await noPanics(page);
 });

@@ -41,5 +41,5 @@ test('500 instances: imported from a bundle, all shown, one selected by a click'
   // The selected one is drawn differently from its neighbour.
   const [selPx, otherPx] = [await overlayPixel(page, centres[k]), await overlayPixel(page, centres[k + 2])];
   assert.notDeepEqual(selPx, otherPx, 'the selection is highlighted');
-  noPanics(page);
+  await noPanics(page);
 });

@@ -69,7 +69,7 @@ test('the default model loads from the app itself, the image is encoded once, an
   await waitText(page, 'embedding-status', /ready \(encoded in \d+ ms\)/, 'image 1 encoded again');
   await page.reload();
   await waitText(page, 'embedding-status', /ready \(cached embedding\)/, 'image 1 from the mended cache');
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('worker protocol: load a model, encode, decode prompts, and cancel stale decodes', async (t) => {
@@ -234,7 +234,7 @@ test('a model picked as files needs every file its manifest names: a missing one
   await byId(page, 'model-files').setInputFiles(['manifest.json', ...named].map((f) => path.join(dir, f)));
   await waitText(page, 'model-status', READY, 'the model from picked files');
   await waitText(page, 'embedding-status', /ready/, 'the image with the picked model');
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('a wrong model URL is reported clearly and the manual tools keep working', async (t) => {
@@ -248,5 +248,5 @@ test('a wrong model URL is reported clearly and the manual tools keep working', 
   await selectTool(page, 'brush');
   await brushStroke(page, [[200, 30], [220, 30]]);
   await until(() => count(page, 'instance-count'), (n) => n === before + 1, 'a brush label');
-  noPanics(page);
+  await noPanics(page);
 });

@@ -196,8 +196,8 @@ test('label → submit → reject with two pinned issues → rework, reply, reso
   for (const line of [/alice submitted/, /rita raised issue #1 \(missed nucleus\): this nucleus has no label/, /rita rejected/, /alice resolved issue #2/, /rita approved/, /rita labeled 1 of the current/]) {
     assert.match(history, line);
   }
-  noPanics(alice);
-  noPanics(rita);
+  await noPanics(alice);
+  await noPanics(rita);
 });
 
 test('two reviewers deciding at once end in a listed conflict; an approval of labels changed since goes back to review; nothing lost', async (t) => {
@@ -261,9 +261,9 @@ test('two reviewers deciding at once end in a listed conflict; an approval of la
   const after = await cliPull(conn, batch);
   assert.equal(after.bundle.instances.filter((i) => i.asset_id === after.bundle.assets[1].id).length, 2, "Alice's change kept");
   assert.deepEqual(after.bundle.assets.map((a) => a.stage).slice(0, 2), ['done', 'in_review']);
-  noPanics(alice);
-  noPanics(rita);
-  noPanics(rob);
+  await noPanics(alice);
+  await noPanics(rita);
+  await noPanics(rob);
 });
 
 test('review travels in the bundle: exported, re-imported unchanged; a bundle with a pin outside its image or a decision for a missing image is refused whole', async (t) => {
@@ -300,5 +300,5 @@ test('review travels in the bundle: exported, re-imported unchanged; a bundle wi
   assert.match(error, /outside the 256x256 image/);
   assert.match(error, /image "no-such-image" is not in the file/);
   assert.deepEqual([await stageCount(page, 'done'), await stageCount(page, 'rework')], [1, 1], 'nothing changed');
-  noPanics(page);
+  await noPanics(page);
 });

@@ -148,7 +148,7 @@ test('a run goes from labels to a zip, predictions, metrics, the worst image and
   await until(() => count(page, 'run-count'), (n) => n === 1, 'the run after reload');
   await byId(page, 'run-row').first().click();
   await until(() => page.locator('[data-testid=set-a] option').count(), (n) => n === 3, 'both sets after reload');
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('bad prediction files are refused whole, with the reason', async (t) => {
@@ -177,5 +177,5 @@ test('bad prediction files are refused whole, with the reason', async (t) => {
 
   // Nothing was stored: no prediction set to choose.
   assert.equal(await page.locator('[data-testid=set-a] option').count(), 1);
-  noPanics(page);
+  await noPanics(page);
 });

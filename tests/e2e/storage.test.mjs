@@ -79,5 +79,5 @@ test('storage full: importing an image fails with a clear error and nothing is h
   await byId(page, 'add-images').setInputFiles(fixture('tile_c.png'));
   await waitNotice(page, 'info', /^Import: 1 imported$/);
   await waitCount(page, 'image-count', 13);
-  noPanics(page);
+  await noPanics(page);
 });

@@ -178,7 +178,7 @@ test('hover previews; clicks and a box become labels with provenance that surviv
   const coco = readJson(cocoFile);
   assert.equal(coco.annotations.length, 2);
   assert.deepEqual(coco.annotations.map((a) => a.area).sort(), bundle.instances.map((i) => i.area).sort());
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('accept on click: one click is one label', async (t) => {
@@ -187,7 +187,7 @@ test('accept on click: one click is one label', async (t) => {
   await blur(page);
   await clickAt(page, CLICK);
   await waitCount(page, 'instance-count', 1);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('the image shows that it is being encoded, and suggestions start once it is ready', async (t) => {
@@ -208,7 +208,7 @@ test('the image shows that it is being encoded, and suggestions start once it is
   const seen = await page.evaluate(() => ({ overlay: window.__encodingSeen, statuses: window.__statuses }));
   assert.equal(seen.overlay, true, `the encoding overlay was shown (statuses: ${JSON.stringify(seen.statuses)})`);
   assert.equal(await byId(page, 'encoding-overlay').count(), 0, 'and is gone once ready');
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('without a model the suggestion tool says why, and the manual tools keep working', async (t) => {
@@ -225,5 +225,5 @@ test('without a model the suggestion tool says why, and the manual tools keep wo
   for (const p of [[10, 10], [40, 10], [40, 40]]) await clickAt(page, p);
   await page.keyboard.press('Enter');
   await waitCount(page, 'instance-count', n + 1);
-  noPanics(page);
+  await noPanics(page);
 });

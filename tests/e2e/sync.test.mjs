@@ -150,7 +150,7 @@ test('S3: pull a batch, fetch an image, label it; one fragment with those labels
   assert.equal(labels.instances.length, 2);
   assert.deepEqual(labels.instances.map((i) => i.class_id).sort(), ['inflammatory', 'neoplastic']);
   assert.deepEqual(labels.image, { sha256: manifest.assets[0].sha256, width: 256, height: 256 });
-  noPanics(page);
+  await noPanics(page);
 });
 
 /** What a screen paints on the open image, nothing selected: painted pixels and a checksum of the layer. */
@@ -267,8 +267,8 @@ test('two labelers: each sees the other\'s labels after a pull; conflicts are sh
       assert.ok(finalIds.has(i.id) || replacedIds.has(i.id), `label ${i.id} (${v.labeler}) is kept or was replaced by choice`);
     }
   }
-  noPanics(alice);
-  noPanics(bob);
+  await noPanics(alice);
+  await noPanics(bob);
 });
 
 test('WebDAV (nginx with a token): pull a batch, label, synced; the fragment is a file in the served folder', async (t) => {
@@ -300,7 +300,7 @@ test('WebDAV (nginx with a token): pull a batch, label, synced; the fragment is 
   assert.equal(await page.inputValue('#sync-labeler'), 'carol-laptop');
   assert.equal(await page.inputValue('#sync-endpoint'), dav.url);
   await page.locator('section[data-testid=sync-panel]').screenshot({ path: path.join(OUT, 'sync-panel.png') });
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('server errors (503 twice, then a 500) show with their reason and recover to "synced" by themselves', async (t) => {
@@ -331,7 +331,7 @@ test('server errors (503 twice, then a 500) show with their reason and recover t
   assert.deepEqual(report.conflicts, []);
   assert.equal(bundle.instances.length, 2, 'both labels on the server, once each');
   assert.equal((await fragmentsOn(batch, 'dave')).length, 2, 'one fragment per successful push');
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('server down: labels stay local and pending, survive a reload, and are pushed once when it is back', async (t) => {
@@ -372,7 +372,7 @@ test('server down: labels stay local and pending, survive a reload, and are push
   assert.match(offline.text, /pull failed: the server could not be reached/);
   await new Promise((r) => setTimeout(r, 1000));
   assert.deepEqual(await syncStatus(page).then((s) => [s.state, s.pending]), ['error', 0], 'still the error after the (empty) push');
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('a reload while the upload is on the wire: after the reload it completes, nothing lost or doubled', async (t) => {
@@ -401,7 +401,7 @@ test('a reload while the upload is on the wire: after the reload it completes, n
   assert.equal(bundle.instances.length, 1, 'the label once');
   const frags = await fragmentsOn(batch, 'finn');
   assert.equal(frags.length, 1, `the upload that landed is recognised, not sent again: ${frags.map((f) => f.key)}`);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('refused credentials: a wrong secret is named as such, labels wait locally, the right one pushes them', async (t) => {
@@ -449,7 +449,7 @@ test('refused credentials: a wrong secret is named as such, labels wait locally,
   await waitSynced(page);
   const { bundle } = await cliPull(s3(), batch);
   assert.equal(bundle.instances.length, 2);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('credentials refused mid-session (HTTP 403): no retry loop, the labels wait until the user reconnects', async (t) => {
@@ -469,7 +469,7 @@ test('credentials refused mid-session (HTTP 403): no retry loop, the labels wait
   await connect(page, conn, batch, 'hana');
   await waitSynced(page);
   assert.equal((await cliPull(s3(), batch)).bundle.instances.length, 1);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('a malformed manifest.json: a clear error naming the batch; no project created, an existing one untouched', async (t) => {
@@ -501,7 +501,7 @@ test('a malformed manifest.json: a clear error naming the batch; no project crea
   assert.equal(await page.locator('[data-testid=project] option:checked').textContent(), batch);
   assert.equal(await count(page, 'image-count'), IMAGES);
   await waitCount(page, 'instance-count', 1);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('a manifest with a missing image and one with a wrong sha256: clear errors on opening them, the rest works', async (t) => {
@@ -535,7 +535,7 @@ test('a manifest with a missing image and one with a wrong sha256: clear errors 
   // A tampered image is not kept: opening it again fails again.
   await byId(page, 'image-row').nth(IMAGES + 1).click();
   await waitNotice(page, 'error', /^tampered\.png: .*sha256/);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('closing the tab with pending changes asks first; with none pending it closes at once', async (t) => {
@@ -593,7 +593,7 @@ test('an outbox this device cannot read is said on the sync line, never shown as
   const after = await pullNow(page);
   assert.equal(after.state, 'error', `after a pull: ${after.text}`);
   assert.match(after.text, /on this device/);
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('hostile fragments on the bucket: a 65535 px mask and labels for another image are skipped and reported, never adopted; markup stays text', async (t) => {
@@ -628,5 +628,5 @@ test('hostile fragments on the bucket: a 65535 px mask and labels for another im
   assert.deepEqual(await byId(page, 'issue-comment').allTextContents(), [payloads.xss_comment]);
   assert.equal(await page.evaluate(() => window.__xss), undefined, 'no payload ran');
   assert.equal(await page.locator('img[src="x"]').count(), 0);
-  noPanics(page);
+  await noPanics(page);
 });

@@ -51,7 +51,7 @@ test('a tab holding the data at an older schema: the new tab says why it waits, 
   await old.evaluate(() => window.__db.close());
   await waitDemo(page);
   assert.equal(await byId(page, 'error').count(), 0, 'the waiting notice is gone');
-  noPanics(page);
+  await noPanics(page);
 });
 
 test('another tab upgrades the data: this tab lets it, says to reload, and refuses to save rather than lose silently', async (t) => {
@@ -68,5 +68,5 @@ test('another tab upgrades the data: this tab lets it, says to reload, and refus
   await selectTool(page, 'brush');
   await brushStroke(page, [[40, 40], [90, 60]]);
   await until(() => text(page, 'error'), (s) => /^The change was not saved: .*reload this tab/.test(s || ''), 'the refused save');
-  noPanics(page);
+  await noPanics(page);
 });
