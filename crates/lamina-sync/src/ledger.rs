@@ -104,24 +104,25 @@ impl Ledger {
             .iter()
             .flat_map(|e| e.parents.iter().map(String::as_str))
             .collect();
-        let mut seen = BTreeSet::new();
-        let mut heads: Vec<RemoteEntry> = entries
+        // A revision several fragments carry (equal labels made twice) stands for the earliest of them,
+        // whatever order this device read them in, so every device lists the same heads the same way.
+        let mut earliest: BTreeMap<&str, &RemoteEntry> = BTreeMap::new();
+        for e in entries
             .iter()
             .filter(|e| !replaced.contains(e.revision.as_str()))
-            .filter(|e| seen.insert(e.revision.as_str()))
-            .cloned()
-            .collect();
+        {
+            let slot = earliest.entry(e.revision.as_str()).or_insert(e);
+            if entry_order(e, slot).is_lt() {
+                *slot = e;
+            }
+        }
+        let mut heads: Vec<RemoteEntry> = earliest.into_values().cloned().collect();
         if heads.is_empty() {
             // Every revision names another as a parent: two people resolved one conflict in opposite
             // ways at once. The latest resolution stands (both chose it explicitly; nothing is deleted).
-            heads.extend(
-                entries
-                    .iter()
-                    .max_by(|a, b| a.created.cmp(&b.created).then(a.labeler.cmp(&b.labeler)))
-                    .cloned(),
-            );
+            heads.extend(entries.iter().max_by(|a, b| entry_order(a, b)).cloned());
         }
-        heads.sort_by(|a, b| a.created.cmp(&b.created).then(a.labeler.cmp(&b.labeler)));
+        heads.sort_by(entry_order);
         heads
     }
 
@@ -192,6 +193,14 @@ impl Ledger {
         parents.dedup();
         parents
     }
+}
+
+/// Oldest first; equal times by labeler, then by fragment key: a total order every device agrees on.
+fn entry_order(a: &RemoteEntry, b: &RemoteEntry) -> std::cmp::Ordering {
+    a.created
+        .cmp(&b.created)
+        .then(a.labeler.cmp(&b.labeler))
+        .then(a.fragment_key.cmp(&b.fragment_key))
 }
 
 #[cfg(test)]
