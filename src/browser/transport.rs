@@ -16,6 +16,53 @@ const TIMEOUT_MS: u32 = 60_000;
 
 pub struct Fetch;
 
+/// The answer's body, refused as soon as it passes the request's limit: by its declared length before
+/// reading, else while streaming it, so a hostile server cannot fill the tab's memory.
+async fn read_limited(response: &Response, request: &HttpRequest) -> Result<Vec<u8>, SyncError> {
+    let offline = |why: String| SyncError::Offline(format!("{}: {why}", request.what));
+    let limit = request.max_response_bytes;
+    let too_large = || SyncError::TooLarge {
+        what: request.what.clone(),
+        limit,
+    };
+    let declared = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let Some(stream) = response.body() else {
+        return Ok(Vec::new());
+    };
+    let reader: web_sys::ReadableStreamDefaultReader = stream
+        .get_reader()
+        .dyn_into()
+        .map_err(|_| offline("the answer cannot be read".into()))?;
+    let mut body = Vec::new();
+    loop {
+        let chunk = JsFuture::from(reader.read())
+            .await
+            .map_err(|e| offline(js_text(e)))?;
+        let done = js_sys::Reflect::get(&chunk, &"done".into())
+            .map(|d| d.is_truthy())
+            .unwrap_or(true);
+        if done {
+            return Ok(body);
+        }
+        let value =
+            js_sys::Reflect::get(&chunk, &"value".into()).map_err(|e| offline(js_text(e)))?;
+        let bytes = Uint8Array::new(&value);
+        if body.len() as u64 + u64::from(bytes.length()) > limit {
+            let _ = reader.cancel();
+            return Err(too_large());
+        }
+        body.extend(bytes.to_vec());
+    }
+}
+
 impl Transport for Fetch {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, SyncError> {
         let offline = |why: String| SyncError::Offline(format!("{}: {why}", request.what));
@@ -45,13 +92,7 @@ impl Transport for Fetch {
             .dyn_into()
             .map_err(|_| offline("not a response".into()))?;
         let status = response.status();
-        let body = match response.array_buffer() {
-            Ok(p) => JsFuture::from(p)
-                .await
-                .map(|b| Uint8Array::new(&b).to_vec())
-                .map_err(|e| offline(js_text(e)))?,
-            Err(e) => return Err(offline(js_text(e))),
-        };
+        let body = read_limited(&response, &request).await?;
         drop(timer);
         Ok(HttpResponse { status, body })
     }

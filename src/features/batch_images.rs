@@ -39,6 +39,7 @@ pub async fn fetch_image(state: AppState, record: &AssetRecord) -> Result<AssetR
             headers: vec![],
             body: None,
             what: format!("GET {url}"),
+            max_response_bytes: lamina_sync::endpoint::MAX_IMAGE_BYTES,
         },
     };
     let body = driver::send_checked(&Fetch, request)

@@ -630,3 +630,24 @@ test('hostile fragments on the bucket: a 65535 px mask and labels for another im
   assert.equal(await page.locator('img[src="x"]').count(), 0);
   await noPanics(page);
 });
+
+test('a server that answers without end (declared or streamed): the pull stops at the limit and says so; labels stay', async (t) => {
+  const conn = s3({ via: proxy });
+  const batch = await publish(s3(), 'huge');
+  const { page } = await device(t, conn, batch, 'alice');
+  await brush(page, STROKE, 1);
+  await waitSynced(page);
+  try {
+    for (const declareLength of [true, false]) {
+      proxy.setMode('huge', { declareLength });
+      const status = await pullNow(page);
+      assert.equal(status.state, 'error');
+      assert.match(status.text, /answer to (GET|list) batches\/.* is over \d+ MB, more than Lamina takes for it; refused/);
+    }
+  } finally {
+    proxy.setMode('pass');
+  }
+  await waitCount(page, 'instance-count', 1);
+  assert.equal((await pullNow(page)).state, 'synced', 'fine again once the server is');
+  await noPanics(page);
+});

@@ -428,6 +428,33 @@ for (const kind of ['s3', 'dav']) {
     assert.match(await fails(['sync', 'push', ...E[kind].flags(closed), '--batch', batch, '--labeler', 'alice', '--attempts', '1', file]), /could not be reached/);
   });
 
+  test(`${kind}: a server that hangs times out and is retried; one that answers without end is refused, not read`, async () => {
+    const batch = await published(kind, 'hang');
+    const { proxy } = E[kind];
+    const out = path.join(TMP, `hang-${kind}.json`);
+    const pull = ['sync', 'pull', ...E[kind].flags({ url: proxy.url }), '--batch', batch, '--out', out];
+    try {
+      proxy.setMode('hang');
+      proxy.resetCounts();
+      const started = Date.now();
+      const msg = await fails([...pull, '--attempts', '2', '--timeout', '2']);
+      assert.match(msg, /the server could not be reached \(GET batches\/.*manifest\.json.*timeout/i);
+      assert.ok(Date.now() - started < 15_000, 'gave up after its attempts, not hanging');
+      assert.equal(proxy.counts.GET, 2, 'each attempt timed out once');
+      // 200 MB declared, or streamed without a length: refused at the limit, no retry.
+      for (const declareLength of [true, false]) {
+        proxy.setMode('huge', { declareLength });
+        proxy.resetCounts();
+        const big = await fails([...pull, '--attempts', '3']);
+        assert.match(big, /answer to GET batches\/.*manifest\.json is over 32 MB/);
+        assert.equal(proxy.counts.GET, 1, 'not retried: it would only come back as big');
+      }
+    } finally {
+      proxy.setMode('pass');
+    }
+    assert.ok(!fs.existsSync(out));
+  });
+
   test(`${kind}: the server stops in the middle of a push; once it is back the push goes through`, async () => {
     const batch = await published(kind, 'restart');
     const { proxy, server } = E[kind];

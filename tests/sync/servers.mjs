@@ -447,14 +447,16 @@ const S3_CODES = { 500: 'InternalError', 502: 'BadGateway', 503: 'SlowDown', 504
  *
  * Modes: 'pass'; 'error500' / 'error503' (answer that status, not forwarded); 'slow' (forward,
  * then hold the answer delayMs: the server has already acted when the client times out);
- * 'down' (destroy every connection, like a crashed server).
+ * 'down' (destroy every connection, like a crashed server); 'hang' (take the request, never answer);
+ * 'huge' (answer every GET with 200 and an endless body of `hugeBytes` declared or, with
+ * declareLength false, chunked).
  * CORS preflights (OPTIONS with Access-Control-Request-Method) pass through in the error modes,
  * so a browser gets to send the real request and sees its error status; so does failNext unless
  * its filter names 'OPTIONS'.
  */
 export async function startFaultProxy({ target, port } = {}) {
   const t = new URL(target);
-  const state = { mode: 'pass', delayMs: 1000, failQueue: [] };
+  const state = { mode: 'pass', delayMs: 1000, failQueue: [], hugeBytes: 200 << 20, declareLength: true };
   const counts = {}; // by method, plus total; live object
   const requests = []; // { method, url, status } in arrival order; status 0 = connection destroyed
   const sockets = new Set();
@@ -503,6 +505,27 @@ export async function startFaultProxy({ target, port } = {}) {
     if (state.mode === 'down') return fail(req, res, 0, entry);
     if (state.mode === 'error500' && !preflight) return fail(req, res, 500, entry);
     if (state.mode === 'error503' && !preflight) return fail(req, res, 503, entry);
+    if (state.mode === 'hang' && !preflight) {
+      entry.injected = true;
+      return req.resume(); // never answered
+    }
+    if (state.mode === 'huge' && req.method === 'GET') {
+      entry.status = 200;
+      entry.injected = true;
+      res.writeHead(200, { ...CORS, 'Content-Type': 'application/json',
+        ...(state.declareLength ? { 'Content-Length': state.hugeBytes } : {}) });
+      const chunk = Buffer.alloc(1 << 16, 0x20);
+      let sent = 0;
+      const pump = () => {
+        while (sent < state.hugeBytes && !res.destroyed) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return res.once('drain', pump);
+        }
+        res.end();
+      };
+      res.on('error', () => {});
+      return pump();
+    }
     const delay = state.mode === 'slow' ? state.delayMs : 0;
 
     const up = http.request({
@@ -546,11 +569,16 @@ export async function startFaultProxy({ target, port } = {}) {
     get mode() {
       return state.mode;
     },
-    /** mode: 'pass' | 'error500' | 'error503' | 'slow' | 'down'; options { delayMs } for 'slow'. */
-    setMode(mode, { delayMs } = {}) {
-      if (!['pass', 'error500', 'error503', 'slow', 'down'].includes(mode)) throw new Error(`unknown mode ${mode}`);
+    /**
+     * mode: 'pass' | 'error500' | 'error503' | 'slow' | 'down' | 'hang' | 'huge'; options { delayMs } for
+     * 'slow', { hugeBytes, declareLength } for 'huge'.
+     */
+    setMode(mode, { delayMs, hugeBytes, declareLength } = {}) {
+      if (!['pass', 'error500', 'error503', 'slow', 'down', 'hang', 'huge'].includes(mode)) throw new Error(`unknown mode ${mode}`);
       state.mode = mode;
       if (delayMs != null) state.delayMs = delayMs;
+      if (hugeBytes != null) state.hugeBytes = hugeBytes;
+      if (declareLength != null) state.declareLength = declareLength;
       // A crashed server also drops the keep-alive connections clients hold.
       if (mode === 'down') for (const s of sockets) s.destroy();
     },

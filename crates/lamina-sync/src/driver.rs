@@ -54,13 +54,22 @@ pub async fn send_checked<T: Transport>(
     Ok(response)
 }
 
-/// GET that treats 404 as "not there".
+/// The most a fragment, a batch manifest or the index may weigh: far above real ones (a fragment of 200
+/// crowded images is a few MB), low enough that a hostile object cannot exhaust memory.
+pub const MAX_FRAGMENT_BYTES: u64 = 64 << 20;
+pub const MAX_MANIFEST_BYTES: u64 = 32 << 20;
+pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+/// A listing longer than this many pages (1,000 keys each on S3) is refused rather than followed.
+pub const MAX_LISTING_PAGES: usize = 10_000;
+
+/// GET that treats 404 as "not there", accepting at most `limit` bytes.
 async fn get_optional<T: Transport>(
     t: &T,
     endpoint: &Endpoint,
     key: &str,
+    limit: u64,
 ) -> Result<Option<Vec<u8>>, SyncError> {
-    let request = endpoint.get(key, t.now_ms())?;
+    let request = endpoint.get(key, t.now_ms())?.limited_to(limit);
     let probe = request.clone();
     let response = t.send(request).await?;
     if response.status == 404 {
@@ -107,7 +116,8 @@ pub async fn read_index<T: Transport>(
     endpoint: &Endpoint,
     batch: &str,
 ) -> Result<BTreeSet<String>, SyncError> {
-    let Some(bytes) = get_optional(t, endpoint, &layout::index_key(batch)).await? else {
+    let Some(bytes) = get_optional(t, endpoint, &layout::index_key(batch), MAX_INDEX_BYTES).await?
+    else {
         return Ok(BTreeSet::new());
     };
     let index: BatchIndex = serde_json::from_slice(&bytes).unwrap_or_default();
@@ -160,6 +170,12 @@ pub async fn fragment_keys<T: Transport>(
         // A server that hands back a token it already gave would have us list forever.
         let mut tokens_seen: BTreeSet<String> = BTreeSet::new();
         loop {
+            if tokens_seen.len() >= MAX_LISTING_PAGES {
+                return Err(SyncError::BadListing(
+                    folder,
+                    format!("it runs to more than {MAX_LISTING_PAGES} pages"),
+                ));
+            }
             let Some(request) = endpoint.list(&folder, page.as_deref(), t.now_ms())? else {
                 return Ok(keys);
             };
@@ -214,7 +230,7 @@ pub async fn pull_fragments<T: Transport>(
         if ledger.knows(&key) {
             continue;
         }
-        let Some(bytes) = get_optional(t, endpoint, &key).await? else {
+        let Some(bytes) = get_optional(t, endpoint, &key, MAX_FRAGMENT_BYTES).await? else {
             outcome
                 .problems
                 .push(format!("{key} is in the index but not on the server"));
@@ -238,7 +254,9 @@ pub async fn fetch_fragment<T: Transport>(
     batch: &str,
     key: &str,
 ) -> Result<Fragment, SyncError> {
-    let request = endpoint.get(key, t.now_ms())?;
+    let request = endpoint
+        .get(key, t.now_ms())?
+        .limited_to(MAX_FRAGMENT_BYTES);
     let bytes = send_checked(t, request).await?.body;
     Fragment::parse(key, batch, &bytes)
 }
@@ -252,9 +270,9 @@ pub async fn pull_manifest<T: Transport>(
     layout::check_id(batch, "batch id")?;
     let json_key = layout::manifest_key(batch);
     let csv_key = json_key.replace(".json", ".csv");
-    let bytes = match get_optional(t, endpoint, &json_key).await? {
+    let bytes = match get_optional(t, endpoint, &json_key, MAX_MANIFEST_BYTES).await? {
         Some(b) => b,
-        None => get_optional(t, endpoint, &csv_key)
+        None => get_optional(t, endpoint, &csv_key, MAX_MANIFEST_BYTES)
             .await?
             .ok_or_else(|| SyncError::Rejected {
                 status: 404,

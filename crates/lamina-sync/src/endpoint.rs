@@ -67,6 +67,23 @@ pub struct HttpRequest {
     pub body: Option<Vec<u8>>,
     /// What it is for, in words, for error messages (`PUT batches/b/index.json`).
     pub what: String,
+    /// The largest answer body the transport accepts; a bigger one is refused ([`SyncError::TooLarge`])
+    /// before it is held in memory.
+    pub max_response_bytes: u64,
+}
+
+/// Answer limits: an image (100 MP uncompressed TIFF is 300 MB), anything else fetched, one listing page,
+/// the answer to a PUT.
+pub const MAX_IMAGE_BYTES: u64 = 512 << 20;
+pub const MAX_LISTING_PAGE_BYTES: u64 = 16 << 20;
+pub const MAX_PUT_ANSWER_BYTES: u64 = 1 << 20;
+
+impl HttpRequest {
+    /// The same request, accepting an answer of at most `bytes`.
+    pub fn limited_to(mut self, bytes: u64) -> HttpRequest {
+        self.max_response_bytes = bytes;
+        self
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -152,6 +169,7 @@ impl Endpoint {
             headers: vec![],
             body: None,
             what: format!("GET {key}"),
+            max_response_bytes: MAX_IMAGE_BYTES,
         }))
     }
 
@@ -178,6 +196,7 @@ impl Endpoint {
             headers,
             body: Some(body),
             what: format!("PUT {key}"),
+            max_response_bytes: MAX_PUT_ANSWER_BYTES,
         }))
     }
 
@@ -221,6 +240,7 @@ impl Endpoint {
             headers: vec![],
             body: None,
             what: format!("list {folder}"),
+            max_response_bytes: MAX_LISTING_PAGE_BYTES,
         })))
     }
 
@@ -474,6 +494,7 @@ mod tests {
             headers: vec![],
             body: None,
             what: "PUT k".into(),
+            max_response_bytes: 1,
         };
         let answer = |status| HttpResponse {
             status,

@@ -56,6 +56,9 @@ pub enum SyncError {
         "this endpoint is read-only (GET only): pull works, push needs a server that accepts PUT"
     )]
     ReadOnly,
+    /// An answer bigger than Lamina takes for what was asked (a hostile or broken server).
+    #[error("the server's answer to {what} is over {} MB, more than Lamina takes for it; refused", limit >> 20)]
+    TooLarge { what: String, limit: u64 },
 }
 
 impl SyncError {

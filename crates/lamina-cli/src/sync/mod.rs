@@ -64,6 +64,9 @@ pub struct EndpointArgs {
     /// Attempts per request on transient failures.
     #[arg(long, default_value_t = 5)]
     attempts: u32,
+    /// Seconds a request may take before it counts as failed (and is retried).
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
     #[arg(long)]
     batch: String,
 }

@@ -109,7 +109,7 @@ pub(super) fn publish(a: &PublishArgs) -> Result<Report> {
     let endpoint = endpoint_of(&a.endpoint)?;
     let batch = &a.endpoint.batch;
     require_write(&endpoint)?;
-    let t = Ureq::new(a.endpoint.attempts);
+    let t = Ureq::new(a.endpoint.attempts, a.endpoint.timeout);
     let ontology = a.ontology.as_deref().map(read_ontology).transpose()?;
     let mut images = source_images(&a.source)?;
     if let Some(limit) = a.limit {

@@ -19,7 +19,7 @@ use crate::Report;
 pub(super) fn pull(a: &PullArgs) -> Result<Report> {
     let endpoint = endpoint_of(&a.endpoint)?;
     let batch = &a.endpoint.batch;
-    let t = Ureq::new(a.endpoint.attempts);
+    let t = Ureq::new(a.endpoint.attempts, a.endpoint.timeout);
     let started = Instant::now();
     let manifest = t.finish(block_on(driver::pull_manifest(&t, &endpoint, batch)))?;
     let mut ledger = Ledger::default();

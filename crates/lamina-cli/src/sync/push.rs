@@ -22,7 +22,7 @@ pub(super) fn push(a: &PushArgs) -> Result<Report> {
     layout::check_id(labeler, "labeler id")?;
     require_write(&endpoint)?;
     let bundle = read_valid_bundle(&a.bundle)?;
-    let t = Ureq::new(a.endpoint.attempts);
+    let t = Ureq::new(a.endpoint.attempts, a.endpoint.timeout);
     let started = Instant::now();
     let created = rfc3339_now(t.now_ms());
     // The batch must exist (a mistyped --batch would file labels nobody ever sees), and only its images

@@ -19,10 +19,10 @@ pub(super) struct Ureq {
 }
 
 impl Ureq {
-    pub(super) fn new(attempts: u32) -> Self {
+    pub(super) fn new(attempts: u32, timeout_s: u64) -> Self {
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
+            .timeout_global(Some(Duration::from_secs(timeout_s.max(1))))
             .build();
         Ureq {
             agent: config.into(),
@@ -70,9 +70,15 @@ impl Ureq {
         let body = response
             .body_mut()
             .with_config()
-            .limit(1 << 30)
+            .limit(request.max_response_bytes)
             .read_to_vec()
-            .map_err(|e| SyncError::Offline(format!("{}: {e}", request.what)))?;
+            .map_err(|e| match e {
+                ureq::Error::BodyExceedsLimit(limit) => SyncError::TooLarge {
+                    what: request.what.clone(),
+                    limit,
+                },
+                other => SyncError::Offline(format!("{}: {other}", request.what)),
+            })?;
         let (n, bytes) = self.stats.get();
         self.stats.set((n + 1, bytes + sent + body.len() as u64));
         Ok(HttpResponse { status, body })
