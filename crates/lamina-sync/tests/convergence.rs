@@ -68,8 +68,13 @@ fn labels(image: &str, content: u8) -> Vec<Instance> {
         .collect()
 }
 
-/// The fragments of a history, in the order they were written, and every revision of each image.
-fn history(steps: &[Step]) -> (Vec<(String, Fragment)>, BTreeMap<String, BTreeSet<String>>) {
+/// Fragments by key, in the order they were written.
+type Fragments = Vec<(String, Fragment)>;
+/// Every revision of each image.
+type Revisions = BTreeMap<String, BTreeSet<String>>;
+
+/// The fragments of a history and every revision of each image.
+fn history(steps: &[Step]) -> (Fragments, Revisions) {
     let mut revisions: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut fragments = Vec::new();
     for (n, s) in steps.iter().enumerate() {
