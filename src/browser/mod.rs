@@ -4,6 +4,7 @@
 pub mod download;
 pub mod fetch;
 pub mod files;
+pub mod tabs;
 pub mod transport;
 
 use js_sys::Promise;

@@ -11,7 +11,7 @@ use lamina_core::labels::{ClassDef, Instance, LabelStatus, Ontology, Prompt, Pro
 use lamina_core::mask::Mask;
 use leptos::prelude::*;
 
-use crate::browser::{new_id, now};
+use crate::browser::{new_id, now, tabs};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
@@ -95,6 +95,7 @@ async fn store_edit(state: AppState, edit: &Edit) -> bool {
                 state.selected.set(None);
             }
             state.instances.set(after);
+            tabs::announce_change(&record.project_id);
             state.replace_record(record);
             if outbox.is_some() {
                 push::schedule_push(state, PUSH_AFTER_EDIT_MS);
@@ -196,6 +197,7 @@ pub async fn set_statuses(
             .apply_edit(&record, &Edit::default(), outbox.as_ref())
             .await?;
         queued |= outbox.is_some();
+        tabs::announce_change(&record.project_id);
         state.replace_record(record);
         changed += 1;
     }

@@ -11,8 +11,8 @@ use lamina_sync::{layout, Fragment};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::browser::now;
 use crate::browser::transport::Fetch;
+use crate::browser::{now, tabs};
 use crate::error::AppError;
 use crate::state::sync::{ConflictView, SyncStatus};
 use crate::state::AppState;
@@ -161,8 +161,15 @@ pub async fn push(state: AppState) {
         return;
     }
     state.sync.busy.set_value(true);
-    let result = push_inner(state, link).await;
+    // One tab at a time pushes a project's outbox (it is shared by every tab of this browser).
+    let lock = format!("lamina-push-{}", link.project_id);
+    let result = tabs::exclusively(&lock, push_inner(state, link)).await;
     state.sync.busy.set_value(false);
+    let Some(result) = result else {
+        // Another tab is pushing this outbox; look again once it is likely done.
+        schedule_push(state, 2000);
+        return;
+    };
     match result {
         // Nothing was queued, nothing was sent: the status keeps what it said (a failed pull stays an
         // error rather than turning into "synced").
@@ -305,6 +312,7 @@ async fn push_inner(state: AppState, mut link: BatchLink) -> Result<usize, AppEr
     db.finish_push(&link, &pushed).await?;
     // Were this lost to a crash, the events would go again in the next fragment: readers merge by id.
     db.mark_review_pushed(&review).await?;
+    tabs::announce_change(&link.project_id);
     keep_link(state, link);
     Ok(pushed.len() + review.len())
 }

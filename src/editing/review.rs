@@ -7,7 +7,7 @@ use lamina_core::review::{self, EventKind, ReviewEvent, Stage, StageView};
 use leptos::prelude::*;
 
 use super::{push, PUSH_AFTER_EDIT_MS};
-use crate::browser::{new_id, now};
+use crate::browser::{new_id, now, tabs};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store;
@@ -109,6 +109,7 @@ async fn store_review(
         .record_review(&record, &records, outbox.as_ref())
         .await?;
     state.review.events.set(events);
+    tabs::announce_change(&record.project_id);
     state.replace_record(record);
     push::schedule_push(state, PUSH_AFTER_EDIT_MS);
     Ok(())

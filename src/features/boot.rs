@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 
+use crate::browser::tabs;
 use crate::features::{import, model, navigate, sync};
 use crate::state::AppState;
 use crate::store::{self, Store, StoreEvent, DB_NAME};
@@ -50,6 +51,12 @@ pub async fn boot(state: AppState) {
     });
     leptos::task::spawn_local(model::load_initial(state));
     sync::install_page_hooks(state);
+    // Another tab changed the project on screen: show what is stored now.
+    tabs::on_change_elsewhere(move |project_id| {
+        if state.project_id.get_untracked().as_deref() == Some(project_id.as_str()) {
+            leptos::task::spawn_local(navigate::refresh_from_storage(state));
+        }
+    });
     let projects = match store.projects().await {
         Ok(p) => p,
         Err(e) => return state.fail("The projects could not be read", &e),

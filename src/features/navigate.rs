@@ -135,6 +135,44 @@ pub async fn open_asset(state: AppState, index: usize) {
     }
 }
 
+/// Shows the open project again from storage after another tab changed it: the image list, and the open
+/// image's labels (its undo history goes only if they changed) and review events.
+pub async fn refresh_from_storage(state: AppState) {
+    let Some(project_id) = state.project_id.get_untracked() else {
+        return;
+    };
+    let result = async {
+        let db = store::shared()?;
+        editing::reload_projects(state).await?;
+        let records = db.assets(&project_id).await?;
+        let current_id = state.current_record_now().map(|r| r.asset.id);
+        if let Some(i) = current_id
+            .as_ref()
+            .and_then(|id| records.iter().position(|r| &r.asset.id == id))
+        {
+            state.current.set(i);
+        }
+        state.assets.set(records);
+        if let Some(id) = current_id {
+            let by_id = |mut list: Vec<lamina_core::labels::Instance>| {
+                list.sort_by(|a, b| a.id.cmp(&b.id));
+                list
+            };
+            let stored = by_id(db.instances(&id).await?);
+            if stored != by_id(state.instances.get_untracked()) {
+                editing::reload_current(state).await;
+            }
+            state.review.events.set(db.review_events(&id).await?);
+        }
+        Ok::<_, AppError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        state.fail("Another tab's changes could not be shown", &e);
+    }
+    editing::push::refresh(state).await;
+}
+
 /// The next (`delta` 1) or previous (-1) image of the queue being worked through (every image when no
 /// stage is picked); stays put at either end.
 pub async fn go(state: AppState, delta: i64) {

@@ -11,7 +11,7 @@ use leptos::prelude::*;
 use std::collections::HashMap;
 
 use crate::browser::transport::Fetch;
-use crate::browser::{new_id, now};
+use crate::browser::{new_id, now, tabs};
 use crate::editing;
 use crate::editing::push::{keep_link, push, refresh, schedule_push, settle, sync_error_text};
 use crate::editing::review;
@@ -353,6 +353,7 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
         // Drops their outbox entries (unless changed meanwhile) and saves the link, in one transaction.
         db.finish_push(&link, &already_pushed).await?;
     }
+    let project_id = link.project_id.clone();
     keep_link(state, link);
     // Images whose review moved on without new labels: their stages follow the events.
     let mut restaged = Vec::new();
@@ -370,6 +371,9 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
     }
     db.adopt_review(&pulled_review.new, &restaged).await?;
     updated_records.extend(restaged);
+    if !updated_records.is_empty() {
+        tabs::announce_change(&project_id);
+    }
     state.replace_records(updated_records);
     editing::ensure_classes(state, classes).await;
     if let Some(events) = current_id.and_then(|id| pulled_review.events.get(&id)) {

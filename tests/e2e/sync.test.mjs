@@ -651,3 +651,26 @@ test('a server that answers without end (declared or streamed): the pull stops a
   assert.equal((await pullNow(page)).state, 'synced', 'fine again once the server is');
   await noPanics(page);
 });
+
+test('two tabs of one browser on a batch: one pushes at a time, so a change goes up once', async (t) => {
+  const conn = s3({ via: proxy });
+  const batch = await publish(s3(), 'tabs');
+  const { page: a, context } = await device(t, conn, batch, 'alice', { remember: true });
+  const b = await context.newPage();
+  b.errors = [];
+  await b.goto(env.server.url);
+  await waitSynced(b);
+  try {
+    // Answers held 800 ms: both tabs are pushing the same outbox at once unless one waits for the other.
+    proxy.setMode('slow', { delayMs: 800 });
+    await brush(a, STROKE, 1);
+    await Promise.all([a, b].map((p) => p.evaluate(() => window.dispatchEvent(new Event('online')))));
+    await waitSynced(a, 30_000);
+    await waitSynced(b, 30_000);
+  } finally {
+    proxy.setMode('pass');
+  }
+  const pushed = await fragmentsOn(batch, 'alice');
+  assert.equal(pushed.length, 1, `one fragment, not one per tab: ${pushed.map((f) => f.key)}`);
+  await noPanics(a);
+});

@@ -70,3 +70,19 @@ test('another tab upgrades the data: this tab lets it, says to reload, and refus
   await until(() => text(page, 'error'), (s) => /^The change was not saved: .*reload this tab/.test(s || ''), 'the refused save');
   await noPanics(page);
 });
+
+test('a label drawn in one tab shows in the other without a reload', async (t) => {
+  const { context, page: a } = await env.open(t);
+  const b = await context.newPage();
+  b.errors = [];
+  await b.goto(env.server.url);
+  await until(() => text(b, 'image-count'), (n) => n === '12', 'the demo project in the second tab');
+  const before = Number(await text(b, 'instance-count'));
+  assert.ok(before > 0);
+  await selectTool(a, 'brush');
+  await a.keyboard.press('Escape');
+  await brushStroke(a, [[20, 230], [60, 240]]);
+  await until(() => text(a, 'instance-count'), (n) => Number(n) === before + 1, 'the label in the first tab');
+  await until(() => text(b, 'instance-count'), (n) => Number(n) === before + 1, 'the label shown in the second tab');
+  await noPanics(a);
+});
