@@ -609,6 +609,12 @@ test('hostile fragments on the bucket: a 65535 px mask and labels for another im
   await put('huge-mask', 0);
   await put('wrong-image', 1);
   const payloads = await put('payloads', 2);
+  // Markup in an image name and a metadata value of the manifest, too.
+  const XSS_NAME = '<img src=x onerror="window.__xss=3">.png';
+  const XSS_ORGAN = '<b onmouseover="window.__xss=4">liver</b>';
+  const manifest = await manifestOf(batch);
+  Object.assign(manifest.assets[3], { name: XSS_NAME, organ: XSS_ORGAN });
+  await putObject(`batches/${batch}/manifest.json`, JSON.stringify(manifest));
   const { page } = await device(t, conn, batch, 'alice');
   const error = await until(() => text(page, 'error'), (s) => /Some objects on the server were skipped/.test(s || ''), 'the skipped fragments reported');
   assert.match(error, /mask size 65535x65535 \(h x w\) does not match its image, 256x256/);
@@ -626,6 +632,9 @@ test('hostile fragments on the bucket: a 65535 px mask and labels for another im
   const classNames = await page.locator('[data-testid=class-row] input:not([type=color])').evaluateAll((els) => els.map((e) => e.value));
   assert.ok(classNames.includes(payloads.xss_class), `the class id shows as text: ${classNames}`);
   assert.deepEqual(await byId(page, 'issue-comment').allTextContents(), [payloads.xss_comment]);
+  const row = byId(page, 'image-row').nth(3);
+  assert.equal(await row.locator('.name').textContent(), XSS_NAME);
+  assert.equal(await row.locator('.meta').textContent(), XSS_ORGAN);
   assert.equal(await page.evaluate(() => window.__xss), undefined, 'no payload ran');
   assert.equal(await page.locator('img[src="x"]').count(), 0);
   await noPanics(page);
@@ -644,6 +653,13 @@ test('a server that answers without end (declared or streamed): the pull stops a
       assert.equal(status.state, 'error');
       assert.match(status.text, /answer to (GET|list) batches\/.* is over \d+ MB, more than Lamina takes for it; refused/);
     }
+    // A server's error page with markup in it is shown as text.
+    proxy.setMode('pass');
+    const markup = '<img src=x onerror="window.__xss=5">';
+    proxy.failNext(1, 400, 'GET', markup);
+    const refused = await pullNow(page);
+    assert.ok(refused.text.includes(markup), `the body shown as text: ${refused.text}`);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
   } finally {
     proxy.setMode('pass');
   }

@@ -464,7 +464,7 @@ export async function startFaultProxy({ target, port } = {}) {
   // The proxy's own answers need CORS headers too, or a browser sees only a network error.
   const CORS = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Expose-Headers': 'ETag, Last-Modified' };
 
-  const fail = (req, res, status, entry) => {
+  const fail = (req, res, status, entry, message = 'injected by the test fault proxy') => {
     entry.status = status;
     entry.injected = true;
     req.resume();
@@ -474,7 +474,7 @@ export async function startFaultProxy({ target, port } = {}) {
     }
     const body =
       `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${S3_CODES[status] || 'InjectedFault'}</Code>` +
-      `<Message>injected by the test fault proxy</Message></Error>\n`;
+      `<Message>${message}</Message></Error>\n`;
     res.writeHead(status, {
       ...CORS,
       'Content-Type': 'application/xml',
@@ -490,7 +490,7 @@ export async function startFaultProxy({ target, port } = {}) {
     if (i < 0) return null;
     const f = state.failQueue[i];
     if (--f.left <= 0) state.failQueue.splice(i, 1);
-    return f.status;
+    return f;
   };
 
   const server = http.createServer((req, res) => {
@@ -501,7 +501,7 @@ export async function startFaultProxy({ target, port } = {}) {
     const preflight = req.method === 'OPTIONS' && req.headers['access-control-request-method'];
 
     const queued = takeFailure(req.method, preflight);
-    if (queued != null) return fail(req, res, queued, entry);
+    if (queued != null) return fail(req, res, queued.status, entry, queued.message);
     if (state.mode === 'down') return fail(req, res, 0, entry);
     if (state.mode === 'error500' && !preflight) return fail(req, res, 500, entry);
     if (state.mode === 'error503' && !preflight) return fail(req, res, 503, entry);
@@ -586,9 +586,9 @@ export async function startFaultProxy({ target, port } = {}) {
      * Fail the next n requests whose method matches (a string, an array, or any method but
      * preflights when omitted) with status; status 0 destroys the connection instead of answering.
      */
-    failNext(n, status = 500, method) {
+    failNext(n, status = 500, method, message) {
       const methods = method == null ? null : [].concat(method).map((m) => m.toUpperCase());
-      state.failQueue.push({ left: n, status, methods });
+      state.failQueue.push({ left: n, status, methods, message });
     },
     resetCounts() {
       for (const k of Object.keys(counts)) delete counts[k];
