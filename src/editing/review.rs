@@ -49,7 +49,7 @@ fn signer(state: AppState) -> Result<String, AppError> {
         .with_untracked(|l| l.as_ref().map(|l| l.labeler.clone()))
         .ok_or_else(|| {
             AppError::invalid(
-                "enter your name (top right) first: review decisions and comments are signed with it",
+                "enter your name (top right) first: submissions, review decisions and comments are signed with it",
             )
         })
 }

@@ -223,9 +223,11 @@ fn Attention(state: AppState) -> impl IntoView {
 
 #[component]
 pub fn ReviewPanel(state: AppState) -> impl IntoView {
-    let view_now = move || actions::current_view(state);
-    let stage = move || view_now().map(|v| v.stage);
-    let note = move || view_now().and_then(|v| v.note).map(|n| n.text());
+    // Derived once per change of the image, its labels or its events (the digest hashes every mask).
+    let view_now = Memo::new(move |_| actions::current_view(state));
+    let stage = move || view_now.with(|v| v.as_ref().map(|v| v.stage));
+    let note =
+        move || view_now.with(|v| v.as_ref().and_then(|v| v.note.as_ref()).map(|n| n.text()));
     let reviewers = move || {
         state
             .project()
