@@ -347,6 +347,23 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
             }
         }
     }
+    // The review events of the fragments just read are stored before the ledger records those fragments
+    // as read: a crash in between reads them again, never loses them.
+    let mut restaged = Vec::new();
+    for (local_id, events) in &pulled_review.events {
+        let adopted = updated_records.iter().any(|r| &r.asset.id == local_id);
+        let Some(record) = assets.iter().find(|r| &r.asset.id == local_id) else {
+            continue;
+        };
+        if !adopted {
+            // Review moved on without new labels: the stage follows the events.
+            let mut record = record.clone();
+            let instances = db.instances(local_id).await?;
+            review::restage(&mut record, &instances, events);
+            restaged.push(record);
+        }
+    }
+    db.adopt_review(&pulled_review.new, &restaged).await?;
     if already_pushed.is_empty() {
         db.put_sync_batch(&link).await?;
     } else {
@@ -355,26 +372,11 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
     }
     let project_id = link.project_id.clone();
     keep_link(state, link);
-    // Images whose review moved on without new labels: their stages follow the events.
-    let mut restaged = Vec::new();
-    for (local_id, events) in &pulled_review.events {
-        let adopted = updated_records.iter().any(|r| &r.asset.id == local_id);
-        let Some(record) = assets.iter().find(|r| &r.asset.id == local_id) else {
-            continue;
-        };
-        if !adopted {
-            let mut record = record.clone();
-            let instances = db.instances(local_id).await?;
-            review::restage(&mut record, &instances, events);
-            restaged.push(record);
-        }
-    }
-    db.adopt_review(&pulled_review.new, &restaged).await?;
-    updated_records.extend(restaged);
-    if !updated_records.is_empty() {
+    if !updated_records.is_empty() || !restaged.is_empty() {
         tabs::announce_change(&project_id);
     }
     state.replace_records(updated_records);
+    state.set_stages(&restaged);
     editing::ensure_classes(state, classes).await;
     if let Some(events) = current_id.and_then(|id| pulled_review.events.get(&id)) {
         state.review.events.set(events.clone());

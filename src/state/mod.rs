@@ -168,6 +168,22 @@ impl AppState {
         });
     }
 
+    /// Takes only the stage and its note from `records` (a pull moved them; the rest of each record on
+    /// screen stays as it is).
+    pub fn set_stages(&self, records: &[AssetRecord]) {
+        if records.is_empty() {
+            return;
+        }
+        self.assets.update(|list| {
+            for r in list.iter_mut() {
+                if let Some(staged) = records.iter().find(|s| s.asset.id == r.asset.id) {
+                    r.asset.stage = staged.asset.stage;
+                    r.review_note = staged.review_note.clone();
+                }
+            }
+        });
+    }
+
     pub fn replace_record(&self, record: AssetRecord) {
         self.assets.update(|list| {
             if let Some(r) = list.iter_mut().find(|r| r.asset.id == record.asset.id) {

@@ -7,7 +7,7 @@ use lamina_core::review::ReviewEvent;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
-use super::{to_js, AssetRecord, OutboxEntry, Store, ASSETS, OUTBOX};
+use super::{from_js, to_js, AssetRecord, OutboxEntry, Store, ASSETS, OUTBOX};
 use crate::error::AppError;
 
 pub(crate) const REVIEW_EVENTS: &str = "review_events";
@@ -94,30 +94,36 @@ impl Store {
         .await
     }
 
-    /// Events pulled from teammates (already on the server) and the records whose stages they moved, in
-    /// one transaction. An event already stored is written again unchanged.
+    /// Events pulled from teammates (already on the server), and the stages they moved, in one
+    /// transaction. Only each record's stage and note are written, onto the record as stored then (the user
+    /// may have changed it during the pull). An event already stored is written again unchanged.
     pub async fn adopt_review(
         &self,
         events: &[ReviewRecord],
-        records: &[AssetRecord],
+        stages: &[AssetRecord],
     ) -> Result<(), AppError> {
         let values = events.iter().map(to_js).collect::<Result<Vec<_>, _>>()?;
-        let assets = records
-            .iter()
-            .map(|r| Ok((JsValue::from_str(&r.asset.id), to_js(r)?)))
-            .collect::<Result<Vec<_>, AppError>>()?;
-        self.write(&[REVIEW_EVENTS, ASSETS], |tx| {
+        let tx = self.rw(&[REVIEW_EVENTS, ASSETS])?;
+        let result = async {
             let store = tx.object_store(REVIEW_EVENTS)?;
             for v in &values {
-                store.put(v, None)?;
+                store.put(v, None)?.await?;
             }
-            let asset_store = tx.object_store(ASSETS)?;
-            for (k, v) in &assets {
-                asset_store.put(v, Some(k))?;
+            let assets = tx.object_store(ASSETS)?;
+            for staged in stages {
+                let key = JsValue::from_str(&staged.asset.id);
+                let Some(value) = assets.get(key.clone())?.await? else {
+                    continue;
+                };
+                let mut record: AssetRecord = from_js(value)?;
+                record.asset.stage = staged.asset.stage;
+                record.review_note = staged.review_note.clone();
+                assets.put(&to_js(&record)?, Some(&key))?.await?;
             }
             Ok(())
-        })
-        .await
+        }
+        .await;
+        Store::finish(tx, result).await
     }
 
     /// Marks events as carried by a push that the server acknowledged.
