@@ -210,6 +210,7 @@ fn draft_events(state: AppState, record: &AssetRecord, author: &str) -> Vec<Revi
         .into_iter()
         .map(|d| ReviewEvent {
             id: d.id,
+            at: d.pinned_at,
             ..event(
                 record,
                 author,

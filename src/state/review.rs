@@ -8,6 +8,8 @@ use leptos::prelude::*;
 #[derive(Clone, Debug, PartialEq)]
 pub struct DraftIssue {
     pub id: String,
+    /// When it was pinned: issues are numbered in pinning order.
+    pub pinned_at: String,
     pub point_image: [f64; 2],
     pub instance_id: Option<String>,
     pub category: IssueCategory,

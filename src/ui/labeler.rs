@@ -157,6 +157,7 @@ fn pin_issue(state: AppState, point_image: [f64; 2]) {
     state.review.drafts.update(|d| {
         d.push(DraftIssue {
             id: crate::browser::new_id(),
+            pinned_at: crate::browser::now(),
             point_image,
             instance_id,
             category,

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   suite, byId, count, text, until, waitCount, waitNotice, waitImage, dismissNotice, selectTool, brushStroke,
-  polygon, overlayPixel, blur, noPanics, tempDir, clickImage, python, ROOT, OUT,
+  polygon, overlayPixel, blur, noPanics, tempDir, clickImage, python, exportTo, ROOT, OUT,
 } from './harness.mjs';
 import { startGarage, startDav, startFaultProxy, s3check } from '../sync/servers.mjs';
 import {
@@ -689,4 +689,34 @@ test('two tabs of one browser on a batch: one pushes at a time, so a change goes
   const pushed = await fragmentsOn(batch, 'alice');
   assert.equal(pushed.length, 1, `one fragment, not one per tab: ${pushed.map((f) => f.key)}`);
   await noPanics(a);
+});
+
+test('the S3 secret, not remembered, is nowhere on the device: not in IndexedDB, the console or an export', async (t) => {
+  const conn = s3();
+  const batch = await publish(conn, 'secret');
+  const { page } = await device(t, conn, batch, 'alice');
+  const logged = [];
+  page.on('console', (m) => logged.push(m.text()));
+  await brush(page, STROKE, 1);
+  await waitSynced(page);
+  await pullNow(page);
+  // Every value of every store of every database of the origin, as text.
+  const stored = await page.evaluate(async () => {
+    const out = [];
+    for (const { name } of await indexedDB.databases()) {
+      const db = await new Promise((res, rej) => { const r = indexedDB.open(name); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+      for (const store of db.objectStoreNames) {
+        const values = await new Promise((res) => { const r = db.transaction(store).objectStore(store).getAll(); r.onsuccess = () => res(r.result); });
+        for (const v of values) out.push(typeof v === 'string' ? v : JSON.stringify(v) ?? '');
+      }
+      db.close();
+    }
+    return out.join('\n');
+  });
+  assert.ok(!stored.includes(conn.secretKey), 'the secret is not in IndexedDB');
+  assert.ok(stored.includes(batch), 'the stores were read (the batch link is there)');
+  const file = await exportTo(page, 'export-bundle', 'secret');
+  assert.ok(!fs.readFileSync(file, 'utf8').includes(conn.secretKey), 'nor in an export');
+  assert.ok(!logged.some((l) => l.includes(conn.secretKey)), 'nor in the console');
+  await noPanics(page);
 });
