@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use lamina_core::review::{event_problems, ReviewEvent};
+use lamina_core::review::{event_problems, EventImage, ReviewEvent};
 use lamina_sync::{layout, Fragment};
 
 use crate::error::AppError;
@@ -65,11 +65,16 @@ pub async fn merge_pulled(
             .chain(fresh.iter())
             .map(|e| (e.id.as_str(), e))
             .collect();
-        // A batch image not fetched yet has no size on this device: its pins are checked once it has.
-        let size = (record.asset.width > 0).then_some((record.asset.width, record.asset.height));
+        // A batch image not fetched yet has no size on this device, so its pins cannot be checked (a pin
+        // outside the image is only drawn off it).
+        let image = if record.asset.width > 0 {
+            EventImage::Size(record.asset.width, record.asset.height)
+        } else {
+            EventImage::SizeUnknown
+        };
         let mut accepted = Vec::new();
         for e in &fresh {
-            let wrong: Vec<String> = event_problems(e, size.or(Some((u32::MAX, u32::MAX))), &known);
+            let wrong: Vec<String> = event_problems(e, image, &known);
             if wrong.is_empty() {
                 accepted.push(e.clone());
             } else {

@@ -41,8 +41,10 @@ pub fn StageTabs(state: AppState) -> impl IntoView {
 /// transformed stage, so their coordinates are image pixels; the size is undone by the zoom.
 #[component]
 pub fn Pins(state: AppState) -> impl IntoView {
+    // Only a zoom changes the pins' size; panning moves the stage they sit in, redrawing nothing.
+    let scale = Memo::new(move |_| state.view.with(|v| v.scale.max(1e-6)));
     let pins = move || {
-        let scale = state.view.get().scale.max(1e-6);
+        let scale = scale.get();
         let events = state.review.events.get();
         let refs: Vec<&ReviewEvent> = events.iter().collect();
         let issues = review::issues(&refs);

@@ -289,8 +289,12 @@ pub fn validate(bundle: &Bundle) -> Vec<String> {
         }
     }
     for (i, e) in bundle.review.iter().enumerate() {
-        let size = assets.get(e.asset_id.as_str()).map(|a| (a.width, a.height));
-        for p in review::event_problems(e, size, &events) {
+        let image = assets
+            .get(e.asset_id.as_str())
+            .map_or(review::EventImage::Missing, |a| {
+                review::EventImage::Size(a.width, a.height)
+            });
+        for p in review::event_problems(e, image, &events) {
             problems.push(format!("review[{i}] ({}): {p}", e.id));
         }
     }

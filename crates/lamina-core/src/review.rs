@@ -465,17 +465,32 @@ pub fn history(instances: &[Instance], events: &[&ReviewEvent]) -> Vec<HistoryLi
     lines
 }
 
-/// Problems with one event against the image it is filed under (`width` × `height` in pixels) and the
-/// other events of the log, each worded for the person who made the file.
+/// What is known of the image an event is filed under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventImage {
+    /// No such image in the file or batch.
+    Missing,
+    /// The image exists but its size is not known yet (a batch image not fetched): pins are not checked.
+    SizeUnknown,
+    /// Width and height in pixels.
+    Size(u32, u32),
+}
+
+/// Problems with one event against the image it is filed under and the other events of the log, each
+/// worded for the person who made the file.
 pub fn event_problems(
     event: &ReviewEvent,
-    image_size: Option<(u32, u32)>,
+    image: EventImage,
     known: &BTreeMap<&str, &ReviewEvent>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
-    let Some((width, height)) = image_size else {
-        problems.push(format!("image {:?} is not in the file", event.asset_id));
-        return problems;
+    let size = match image {
+        EventImage::Missing => {
+            problems.push(format!("image {:?} is not in the file", event.asset_id));
+            return problems;
+        }
+        EventImage::SizeUnknown => None,
+        EventImage::Size(w, h) => Some((w, h)),
     };
     if event.id.trim().is_empty() {
         problems.push("its id is empty".into());
@@ -490,14 +505,16 @@ pub fn event_problems(
             comment,
             ..
         } => {
-            let inside = x.is_finite()
-                && y.is_finite()
-                && (0.0..=f64::from(width)).contains(x)
-                && (0.0..=f64::from(height)).contains(y);
-            if !inside {
-                problems.push(format!(
-                    "its pin ({x}, {y}) is outside the {width}x{height} image"
-                ));
+            if !(x.is_finite() && y.is_finite()) {
+                problems.push(format!("its pin ({x}, {y}) is not a point"));
+            } else if let Some((width, height)) = size {
+                let inside =
+                    (0.0..=f64::from(width)).contains(x) && (0.0..=f64::from(height)).contains(y);
+                if !inside {
+                    problems.push(format!(
+                        "its pin ({x}, {y}) is outside the {width}x{height} image"
+                    ));
+                }
             }
             if long(comment) {
                 problems.push(format!("its comment is over {MAX_TEXT_CHARS} characters"));
@@ -720,9 +737,9 @@ mod tests {
             },
         );
         let known = BTreeMap::new();
-        let p = event_problems(&pin, Some((256, 256)), &known);
+        let p = event_problems(&pin, EventImage::Size(256, 256), &known);
         assert!(p[0].contains("outside the 256x256 image"), "{p:?}");
-        let p = event_problems(&pin, None, &known);
+        let p = event_problems(&pin, EventImage::Missing, &known);
         assert!(p[0].contains("not in the file"), "{p:?}");
         let reply = ev(
             "e1",
@@ -733,7 +750,7 @@ mod tests {
                 text: "?".into(),
             },
         );
-        let p = event_problems(&reply, Some((256, 256)), &known);
+        let p = event_problems(&reply, EventImage::Size(256, 256), &known);
         assert!(p[0].contains("does not have"), "{p:?}");
     }
 

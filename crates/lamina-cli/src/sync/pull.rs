@@ -109,7 +109,8 @@ pub(super) fn pull(a: &PullArgs) -> Result<Report> {
         let Some(size) = sizes.get(e.asset_id.as_str()) else {
             continue;
         };
-        let wrong = lamina_core::review::event_problems(e, Some(*size), &review);
+        let image = lamina_core::review::EventImage::Size(size.0, size.1);
+        let wrong = lamina_core::review::event_problems(e, image, &review);
         if wrong.is_empty() {
             events.push((*e).clone());
         } else {
