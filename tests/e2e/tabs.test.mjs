@@ -77,8 +77,8 @@ test('a label drawn in one tab shows in the other without a reload', async (t) =
   b.errors = [];
   await b.goto(env.server.url);
   await until(() => text(b, 'image-count'), (n) => n === '12', 'the demo project in the second tab');
-  const before = Number(await text(b, 'instance-count'));
-  assert.ok(before > 0);
+  // The image's labels load after the project's image list: wait for them rather than read a count of 0.
+  const before = Number(await until(() => text(b, 'instance-count'), (n) => Number(n) > 0, 'the first image\'s labels in the second tab'));
   await selectTool(a, 'brush');
   await a.keyboard.press('Escape');
   await brushStroke(a, [[20, 230], [60, 240]]);
