@@ -171,7 +171,15 @@ pub async fn refresh_from_storage(state: AppState) {
         state.fail("Another tab's changes could not be shown", &e);
     }
     editing::push::refresh(state).await;
+    // The tab that made the change may be closed before its push: this one pushes the shared outbox too,
+    // a little later. One tab at a time pushes (a Web Lock), and whichever comes second finds it empty.
+    if state.sync.pending.get_untracked() > 0 {
+        editing::push::schedule_push(state, OTHER_TAB_PUSH_MS);
+    }
 }
+
+/// How long a tab leaves another tab's change to that tab's own push before pushing it itself.
+const OTHER_TAB_PUSH_MS: u32 = 3 * editing::PUSH_AFTER_EDIT_MS;
 
 /// The next (`delta` 1) or previous (-1) image of the queue being worked through (every image when no
 /// stage is picked); stays put at either end.

@@ -691,6 +691,24 @@ test('two tabs of one browser on a batch: one pushes at a time, so a change goes
   await noPanics(a);
 });
 
+test('a change made in a tab closed before its push goes up from the other tab', async (t) => {
+  const conn = s3();
+  const batch = await publish(conn, 'tab-closed');
+  const { page: a, context } = await device(t, conn, batch, 'alice', { remember: true });
+  const b = await context.newPage();
+  b.errors = [];
+  await b.goto(env.server.url);
+  await waitSynced(b);
+  // Tab b draws and is closed at once, inside the delay before its push (found by tests/soak).
+  await brush(b, STROKE, 1);
+  await b.close();
+  await waitCount(a, 'instance-count', 1);
+  await waitSynced(a, 20_000);
+  const { bundle } = await cliPull(conn, batch);
+  assert.equal(bundle.instances.length, 1, 'the label is on the server');
+  await noPanics(a);
+});
+
 test('the S3 secret, not remembered, is nowhere on the device: not in IndexedDB, the console or an export', async (t) => {
   const conn = s3();
   const batch = await publish(conn, 'secret');
