@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of every fuzz target into fuzz/corpus/<target>/ (seed-*.* files), built from real
+"""Writes the seed inputs of every fuzz target into fuzz/seeds/<target>/ (seed-* files), built from real
 nuclei masks of ../shared/data/nuinsseg-dev and from the formats as docs/ describe them, independently of
-Lamina's code. The fuzzer grows each corpus from these; `cargo test -p lamina-fuzz` replays them all.
+Lamina's code. The fuzzer grows fuzz/corpus/<target>/ from these (and `cargo fuzz cmin` minimises only the
+corpus, so the seeds keep their names); `cargo test -p lamina-fuzz` replays seeds, corpus and regressions.
 
 Usage: python3 fuzz/seed.py [--data ../shared/data/nuinsseg-dev]"""
 import argparse
@@ -23,7 +24,7 @@ CLASSES = [("neoplastic", "Neoplastic", "#e6194b"), ("inflammatory", "Inflammato
 
 
 def write(target, name, data):
-    folder = ROOT / "corpus" / target
+    folder = ROOT / "seeds" / target
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"seed-{name}").write_bytes(data if isinstance(data, bytes) else data.encode())
 

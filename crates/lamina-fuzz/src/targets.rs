@@ -11,7 +11,7 @@ use lamina_core::review::Stage;
 use lamina_core::rle::{CompressedRle, Rle};
 use lamina_sync::batch::parse_batch_manifest;
 use lamina_sync::layout::fragment_key;
-use lamina_sync::{AssetLabels, Endpoint, Fragment, Ledger, LocalAsset, S3Location};
+use lamina_sync::{AssetLabels, Decision, Endpoint, Fragment, Ledger, LocalAsset, S3Location};
 
 /// Every target by the name its corpus folder has.
 pub const TARGETS: [(&str, fn(&[u8])); 8] = [
@@ -65,74 +65,112 @@ pub fn fragment(data: &[u8]) {
     }
 }
 
-/// Histories of pushes read in two orders: every device computes the same heads, and a revision stops
-/// being a head only when a later one names it as a parent.
+/// Histories of pushes read in two orders: every device computes the same heads, and nothing is lost
+/// (a revision is a head or was named as a parent). The same pushes made one after another, each from
+/// the last (one labeler editing, undoing, editing again): the last push is the one head, and a device
+/// that last saw any earlier version takes it.
 pub fn ledger(data: &[u8]) {
-    const LABELERS: [&str; 3] = ["alice", "bob", "carol"];
     const IMAGES: [&str; 2] = ["img-0", "img-1"];
-    let mut pushed: Vec<(String, Fragment)> = Vec::new();
-    let mut revisions: Vec<Vec<String>> = vec![Vec::new(); IMAGES.len()];
-    for (n, step) in data.chunks_exact(4).take(48).enumerate() {
-        let image = usize::from(step[1]) % IMAGES.len();
+    let steps: Vec<&[u8]> = data.chunks_exact(4).take(48).collect();
+    for linear in [false, true] {
+        let (pushed, revisions) = history(&steps, linear);
+        let mut forward = Ledger::default();
+        for (key, f) in &pushed {
+            forward.record(key, f);
+        }
+        let mut backward = Ledger::default();
+        for (key, f) in pushed.iter().rev() {
+            backward.record(key, f);
+        }
+        for (i, image) in IMAGES.iter().enumerate() {
+            let heads = forward.heads(image);
+            assert_eq!(
+                heads,
+                backward.heads(image),
+                "heads do not depend on reading order"
+            );
+            let named: std::collections::BTreeSet<&str> = pushed
+                .iter()
+                .flat_map(|(_, f)| f.assets.iter())
+                .filter(|a| a.asset_id == *image)
+                .flat_map(|a| a.parents.iter().map(String::as_str))
+                .collect();
+            for revision in &revisions[i] {
+                assert!(
+                    heads.iter().any(|h| h.revision == *revision)
+                        || named.contains(revision.as_str()),
+                    "a revision nobody replaced is not lost"
+                );
+            }
+            let Some(last) = revisions[i].last() else {
+                continue;
+            };
+            if !linear {
+                continue;
+            }
+            let heads: Vec<&str> = heads.iter().map(|h| h.revision.as_str()).collect();
+            assert_eq!(
+                heads,
+                [last.as_str()],
+                "the last of a chain of edits is the one head"
+            );
+            for base in &revisions[i] {
+                let device = LocalAsset {
+                    base: Some(base.clone()),
+                    revision: base.clone(),
+                    dirty: false,
+                };
+                match forward.decide(image, &device) {
+                    Decision::UpToDate => {
+                        assert_eq!(base, last, "a device on an older version is told to update")
+                    }
+                    Decision::Adopt(entry) => assert_eq!(entry.revision, *last),
+                    other => panic!("a device on an earlier version of a chain gets {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// Fragments for 4-byte steps (labeler, image, two parent picks, content): with `linear`, each push
+/// names the image's previous push as its parent instead of the picks.
+fn history(steps: &[&[u8]], linear: bool) -> (Vec<(String, Fragment)>, Vec<Vec<String>>) {
+    const LABELERS: [&str; 3] = ["alice", "bob", "carol"];
+    let mut pushed = Vec::new();
+    let mut revisions: Vec<Vec<String>> = vec![Vec::new(); 2];
+    for (n, step) in steps.iter().enumerate() {
+        let image = usize::from(step[1]) % 2;
         let known = &revisions[image];
-        // Two parent picks from the revisions of this image so far (a byte past them picks none).
-        let parents: Vec<String> = [step[2] >> 4, step[2] & 0x0f]
-            .iter()
-            .filter_map(|&p| known.get(usize::from(p)).cloned())
-            .collect();
-        let instances = labels(IMAGES[image], step[3]);
+        let parents: Vec<String> = if linear {
+            known.last().cloned().into_iter().collect()
+        } else {
+            // Two picks among the revisions of this image so far (a pick past them picks none).
+            [step[2] >> 4, step[2] & 0x0f]
+                .iter()
+                .filter_map(|&p| known.get(usize::from(p)).cloned())
+                .collect()
+        };
+        let asset_id = format!("img-{image}");
         let status = if step[3] & 0x80 == 0 {
             LabelStatus::InProgress
         } else {
             LabelStatus::Submitted
         };
-        let asset = AssetLabels::new(IMAGES[image].into(), parents, status, instances);
+        let asset = AssetLabels::new(
+            asset_id.clone(),
+            parents,
+            status,
+            labels(&asset_id, step[3]),
+        );
         revisions[image].push(asset.revision.clone());
         let labeler = LABELERS[usize::from(step[0]) % LABELERS.len()];
-        let created = format!("2026-01-01T00:00:{:02}Z", n % 60);
+        let created = format!("2026-01-01T00:{:02}:{:02}Z", n / 60, n % 60);
         let Ok(fragment) = Fragment::new(BATCH, labeler, &created, vec![asset]) else {
             panic!("fixed batch and labeler ids are valid");
         };
-        let key = fragment.key_for(&fragment.to_bytes());
-        pushed.push((key, fragment));
+        pushed.push((fragment.key_for(&fragment.to_bytes()), fragment));
     }
-    let mut forward = Ledger::default();
-    for (key, f) in &pushed {
-        forward.record(key, f);
-    }
-    let mut backward = Ledger::default();
-    for (key, f) in pushed.iter().rev() {
-        backward.record(key, f);
-    }
-    for (i, image) in IMAGES.iter().enumerate() {
-        let heads = forward.heads(image);
-        assert_eq!(
-            heads,
-            backward.heads(image),
-            "heads do not depend on reading order"
-        );
-        let named: std::collections::BTreeSet<&str> = pushed
-            .iter()
-            .flat_map(|(_, f)| f.assets.iter())
-            .filter(|a| a.asset_id == *image)
-            .flat_map(|a| a.parents.iter().map(String::as_str))
-            .collect();
-        for revision in &revisions[i] {
-            let is_head = heads.iter().any(|h| h.revision == *revision);
-            assert_eq!(
-                is_head,
-                !named.contains(revision.as_str()),
-                "a revision is a head exactly when nothing replaced it"
-            );
-        }
-        let local = LocalAsset {
-            base: revisions[i].first().cloned(),
-            revision: revisions[i].last().cloned().unwrap_or_default(),
-            dirty: data.len() % 2 == 0,
-        };
-        let _ = forward.decide(image, &local);
-        let _ = forward.resolution_parents(image, &local);
-    }
+    (pushed, revisions)
 }
 
 /// A label bundle: accepted only valid, and the same after writing and reading it again; exports to COCO.

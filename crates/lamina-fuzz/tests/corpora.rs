@@ -1,4 +1,5 @@
-//! Replays every committed fuzz input (the corpora `cargo fuzz` grew, and the inputs that once crashed)
+//! Replays every committed fuzz input (the seeds, the corpora `cargo fuzz` grew from them, and the inputs
+//! that once crashed)
 //! through the targets on stable Rust: what the fuzzer proved once stays proven in CI, in seconds.
 
 use std::path::{Path, PathBuf};
@@ -21,15 +22,16 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
 fn every_committed_fuzz_input_passes_its_target() {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     for (name, target) in TARGETS {
+        let seeds = inputs(&fuzz.join("seeds").join(name));
         let corpus = inputs(&fuzz.join("corpus").join(name));
-        // A target without a corpus would pass this test without checking anything.
+        // A target without inputs would pass this test without checking anything.
         assert!(
-            corpus.len() >= 3,
-            "fuzz/corpus/{name} has {} inputs; seed it (fuzz/seed.py) and run the fuzzer",
-            corpus.len()
+            seeds.len() >= 3,
+            "fuzz/seeds/{name} has {} inputs; run fuzz/seed.py",
+            seeds.len()
         );
         let regressions = inputs(&fuzz.join("regressions").join(name));
-        for file in corpus.iter().chain(&regressions) {
+        for file in seeds.iter().chain(&corpus).chain(&regressions) {
             let Ok(bytes) = std::fs::read(file) else {
                 panic!("cannot read {}", file.display());
             };
@@ -57,9 +59,9 @@ fn the_seeds_are_accepted_by_their_parsers() {
     use lamina_core::model_manifest::sha256_hex;
     use lamina_sync::{layout::fragment_key, Fragment};
 
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
     let read = |target: &str, seed: &str| {
-        let path = corpus.join(target).join(format!("seed-{seed}"));
+        let path = seeds.join(target).join(format!("seed-{seed}"));
         match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) => panic!("{}: {e} (run fuzz/seed.py)", path.display()),

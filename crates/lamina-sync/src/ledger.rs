@@ -96,21 +96,26 @@ impl Ledger {
 
     /// The current versions of an image on the server, oldest first; one entry per revision (the first
     /// fragment that carried it).
+    ///
+    /// A revision is replaced once another fragment names it as a parent. Revisions are content hashes,
+    /// so labels undone back to an earlier pushed version make that version again, naming the one it
+    /// undid: a cycle (A, then B from A, then A from B). Inside a cycle a parent can only name what was
+    /// pushed before it, so there a fragment replaces only earlier ones, and the undo is the head.
     pub fn heads(&self, asset_id: &str) -> Vec<RemoteEntry> {
         let Some(entries) = self.entries.get(asset_id) else {
             return vec![];
         };
-        let replaced: BTreeSet<&str> = entries
-            .iter()
-            .flat_map(|e| e.parents.iter().map(String::as_str))
-            .collect();
+        let cyclic = self.cyclic_revisions(asset_id);
+        let replaced = |e: &RemoteEntry| {
+            entries.iter().any(|f| {
+                f.parents.contains(&e.revision)
+                    && (!cyclic.contains(&e.revision) || entry_order(f, e).is_gt())
+            })
+        };
         // A revision several fragments carry (equal labels made twice) stands for the earliest of them,
         // whatever order this device read them in, so every device lists the same heads the same way.
         let mut earliest: BTreeMap<&str, &RemoteEntry> = BTreeMap::new();
-        for e in entries
-            .iter()
-            .filter(|e| !replaced.contains(e.revision.as_str()))
-        {
+        for e in entries.iter().filter(|e| !replaced(e)) {
             let slot = earliest.entry(e.revision.as_str()).or_insert(e);
             if entry_order(e, slot).is_lt() {
                 *slot = e;
@@ -118,12 +123,29 @@ impl Ledger {
         }
         let mut heads: Vec<RemoteEntry> = earliest.into_values().cloned().collect();
         if heads.is_empty() {
-            // Every revision names another as a parent: two people resolved one conflict in opposite
-            // ways at once. The latest resolution stands (both chose it explicitly; nothing is deleted).
+            // Every fragment is replaced by a later one: clocks of several devices disagree about a
+            // cycle. The latest stands (nothing is deleted: every revision stays on the server).
             heads.extend(entries.iter().max_by(|a, b| entry_order(a, b)).cloned());
         }
         heads.sort_by(entry_order);
         heads
+    }
+
+    /// Revisions that are their own ancestor (labels undone back to an earlier pushed version).
+    fn cyclic_revisions(&self, asset_id: &str) -> BTreeSet<String> {
+        let entries = self.entries.get(asset_id).map(Vec::as_slice).unwrap_or(&[]);
+        let revisions: BTreeSet<&str> = entries.iter().map(|e| e.revision.as_str()).collect();
+        revisions
+            .into_iter()
+            .filter(|r| {
+                entries
+                    .iter()
+                    .filter(|e| e.revision == *r)
+                    .flat_map(|e| e.parents.iter())
+                    .any(|p| self.with_ancestors(asset_id, p).contains(*r))
+            })
+            .map(str::to_owned)
+            .collect()
     }
 
     /// `revision` and every revision it replaces, transitively.
@@ -149,9 +171,16 @@ impl Ledger {
             Some(base) => self.with_ancestors(asset_id, base),
             None => BTreeSet::new(),
         };
+        // A head in a cycle is an ancestor of everything in that cycle by revision; it is known only when
+        // it is the device's own base (else it is labels someone undid back to, after the base).
+        let cyclic = self.cyclic_revisions(asset_id);
+        let is_known = |h: &RemoteEntry| {
+            local.base.as_deref() == Some(h.revision.as_str())
+                || (known.contains(&h.revision) && !cyclic.contains(&h.revision))
+        };
         let new: Vec<RemoteEntry> = heads
             .iter()
-            .filter(|h| !known.contains(&h.revision) && h.revision != local.revision)
+            .filter(|h| !is_known(h) && h.revision != local.revision)
             .cloned()
             .collect();
         if new.is_empty() {
@@ -228,6 +257,64 @@ mod tests {
         let bytes = f.to_bytes();
         ledger.record(&f.key_for(&bytes), &f);
         rev
+    }
+
+    /// Found by the `ledger` fuzz target: undoing back to labels that were pushed before makes a revision
+    /// equal to an ancestor (revisions are content hashes), so revision A names B, which names A.
+    #[test]
+    fn labels_undone_back_to_an_earlier_version_are_the_head_and_other_devices_adopt_them() {
+        let mut l = Ledger::default();
+        let a = push(
+            &mut l,
+            "alice",
+            "2026-01-01T00:00:01Z",
+            "img",
+            vec![],
+            &["dead"],
+        );
+        let b = push(
+            &mut l,
+            "alice",
+            "2026-01-01T00:00:02Z",
+            "img",
+            vec![a.clone()],
+            &[],
+        );
+        let again = push(
+            &mut l,
+            "alice",
+            "2026-01-01T00:00:03Z",
+            "img",
+            vec![b.clone()],
+            &["dead"],
+        );
+        assert_eq!(again, a, "equal labels, equal revision");
+        let heads = l.heads("img");
+        assert_eq!(heads.len(), 1);
+        assert_eq!(heads[0].revision, a);
+        assert_eq!(
+            heads[0].created, "2026-01-01T00:00:03Z",
+            "the undo, not the first push"
+        );
+        // A device that last saw B (the label deleted) takes the label back.
+        match l.decide("img", &local(Some(&b), &b, false)) {
+            Decision::Adopt(entry) => assert_eq!(entry.revision, a),
+            other => panic!("expected to adopt the undone labels, got {other:?}"),
+        }
+        // The device that pushed it is up to date, and one that last saw A before it too.
+        assert_eq!(
+            l.decide("img", &local(Some(&a), &a, false)),
+            Decision::UpToDate
+        );
+        // An edit made on top of B meanwhile is a conflict with the undo, not silently kept.
+        let mine = revision_of(
+            LabelStatus::InProgress,
+            &[instance("bob0", "img", "neoplastic")],
+        );
+        assert!(matches!(
+            l.decide("img", &local(Some(&b), &mine, true)),
+            Decision::Conflict { .. }
+        ));
     }
 
     fn local(base: Option<&str>, revision: &str, dirty: bool) -> LocalAsset {
