@@ -13,8 +13,11 @@ use lamina_sync::batch::parse_batch_manifest;
 use lamina_sync::layout::fragment_key;
 use lamina_sync::{AssetLabels, Decision, Endpoint, Fragment, Ledger, LocalAsset, S3Location};
 
+/// A fuzz target: arbitrary bytes in, a panic on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target by the name its corpus folder has.
-pub const TARGETS: [(&str, fn(&[u8])); 8] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("fragment", fragment),
     ("ledger", ledger),
     ("bundle", bundle),
