@@ -52,6 +52,32 @@ pub enum RleError {
     },
 }
 
+/// `counts` without zero-length runs after the first: the runs on either side of one have the same colour
+/// and become one. A merged run longer than a u32 is left split (the image would be over 4 G pixels).
+fn canonical_runs(counts: Vec<u32>) -> Vec<u32> {
+    let mut out: Vec<u32> = Vec::with_capacity(counts.len());
+    let mut merge_next = false;
+    for (i, c) in counts.into_iter().enumerate() {
+        if merge_next {
+            merge_next = false;
+            if let Some(sum) = out.last().and_then(|last| last.checked_add(c)) {
+                if let Some(last) = out.last_mut() {
+                    *last = sum;
+                }
+                continue;
+            }
+            out.extend([0, c]);
+            continue;
+        }
+        if i > 0 && c == 0 {
+            merge_next = true;
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Characters carry 6 bits (value + 48); 5 of them data, 0x20 = "more groups follow".
 const CHAR_BASE: u8 = 48;
 /// A u32 delta needs at most 34 bits with its sign, i.e. 7 groups; more means garbage.
@@ -102,9 +128,13 @@ impl Rle {
         mask
     }
 
-    /// Build from uncompressed counts, checking they cover the image exactly.
+    /// Build from uncompressed counts, checking they cover the image exactly. Zero-length runs after
+    /// the first (which pycocotools never writes, but a hand-made or hostile string can hold) are merged
+    /// away: pycocotools' `rleToBbox` would count one as a foreground pixel that is not in the mask (found
+    /// by fuzzing), so the bbox and area of a label are always its pixels'.
     pub fn from_counts(height: u32, width: u32, counts: Vec<u32>) -> Result<Rle, RleError> {
         let sum: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+        let counts = canonical_runs(counts);
         let expected = u64::from(height) * u64::from(width);
         if sum != expected {
             return Err(RleError::WrongTotal {
@@ -304,6 +334,20 @@ mod tests {
             size: [h, w],
             counts: counts.to_owned(),
         }
+    }
+
+    /// Found by the `rle` fuzz target: "00?" on a 3x5 mask is runs [0, 0, 15], an empty mask whose
+    /// bbox pycocotools' walk makes [0, 0, 1, 1]. Zero-length runs are merged, so it is empty, as drawn.
+    #[test]
+    fn zero_length_runs_do_not_make_pixels() {
+        let rle = Rle::decompress(&compressed(3, 5, "00?")).unwrap();
+        assert_eq!(rle.counts, vec![15]);
+        assert_eq!((rle.area(), rle.bbox()), (0, [0, 0, 0, 0]));
+        // Background 2, foreground 0, background 3, foreground 1: one pixel, at index 5 (x=1, y=2).
+        let rle = Rle::from_counts(3, 2, vec![2, 0, 3, 1]).unwrap();
+        assert_eq!(rle.counts, vec![5, 1]);
+        assert_eq!((rle.area(), rle.bbox()), (1, [1, 2, 1, 1]));
+        assert_eq!(rle.bbox(), Rle::from_mask(&rle.to_mask()).bbox());
     }
 
     /// Strings and boxes produced by pycocotools 2.0.11 `mask.encode` / `toBbox` for the same masks.

@@ -277,7 +277,10 @@ impl Endpoint {
                 })?;
                 let mut listing = Listing::default();
                 for e in entries {
-                    if e.name.contains('/') || e.name == ".." || e.name == "." {
+                    // Only entries of this folder: an empty name would list the folder itself as a
+                    // file (found by fuzzing).
+                    if e.name.is_empty() || e.name.contains('/') || e.name == ".." || e.name == "."
+                    {
                         continue;
                     }
                     match e.kind.as_str() {
