@@ -260,11 +260,13 @@ async fn push_inner(state: AppState, mut link: BatchLink) -> Result<usize, AppEr
         let sync_id = layout::sync_asset_id(&link.batch, &record.asset.id);
         let instances = db.instances(&record.asset.id).await?;
         let sync = records.get(&record.asset.id).cloned().unwrap_or_default();
-        let parents = if sync.parents.is_empty() {
+        let mut parents = if sync.parents.is_empty() {
             sync.base.into_iter().collect()
         } else {
             sync.parents
         };
+        // Uploads of this device whose record was lost: this push replaces them too.
+        parents.extend(sync.sent);
         let asset_labels = AssetLabels::new(
             sync_id.to_owned(),
             parents,
@@ -306,6 +308,7 @@ async fn push_inner(state: AppState, mut link: BatchLink) -> Result<usize, AppEr
         .sync
         .last_fragment
         .set_value(Some((generations, fragment.clone())));
+    db.begin_push(&pushed).await?;
     let outcome =
         driver::push_fragment(&Fetch, &link.endpoint, &fragment, &link.ledger.fragments).await?;
     link.ledger.record(&outcome.key, &fragment);

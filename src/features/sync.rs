@@ -266,6 +266,7 @@ async fn pull_inner(state: AppState, mut link: BatchLink) -> Result<Vec<String>,
             base: sync.base.clone(),
             revision: revision_of(record.asset.status, &refile(&instances, &sync_id)),
             dirty: outbox.iter().any(|o| o.asset_id == local_id),
+            sent: sync.sent.clone(),
         };
         match link.ledger.decide(&sync_id, &local) {
             Decision::Adopt(entry) => {
@@ -444,6 +445,7 @@ async fn resolve_inner(
         base: sync.base.clone(),
         revision: revision_of(record.asset.status, &refile(&instances, &view.sync_id)),
         dirty: true,
+        sent: sync.sent.clone(),
     };
     let mut parents = link.ledger.resolution_parents(&view.sync_id, &local);
     parents.extend(view.conflict.theirs.iter().map(|t| t.revision.clone()));

@@ -59,6 +59,11 @@ pub struct SyncRecord {
     pub parents: Vec<String>,
     #[serde(default)]
     pub conflict: Option<Conflict>,
+    /// Revisions uploaded whose upload is not recorded yet (written before the upload, cleared with
+    /// the record of it): a later push names them as parents, so an upload whose record was lost to a
+    /// full disk or a crash never turns into a conflict with this device's own next push.
+    #[serde(default)]
+    pub sent: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -129,6 +134,29 @@ impl Store {
 
     /// After a push landed: drops each image's outbox entry unless it changed meanwhile, records the
     /// pushed revision as its base, and saves what the device now knows of the server. One transaction.
+    /// Notes the revisions about to be uploaded, before the upload (see [`SyncRecord::sent`]). Fails,
+    /// and nothing is uploaded, when storage cannot take it.
+    pub async fn begin_push(&self, pushed: &[Pushed]) -> Result<(), AppError> {
+        let tx = self.rw(&[SYNC_ASSETS])?;
+        let result = async {
+            let records = tx.object_store(SYNC_ASSETS)?;
+            for p in pushed {
+                let key = JsValue::from_str(&p.asset_id);
+                let mut record: SyncRecord = match records.get(key.clone())?.await? {
+                    Some(v) => from_js(v)?,
+                    None => SyncRecord::default(),
+                };
+                if !record.sent.contains(&p.revision) {
+                    record.sent.push(p.revision.clone());
+                    records.put(&to_js(&record)?, Some(&key))?.await?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        Store::finish(tx, result).await
+    }
+
     pub async fn finish_push(&self, link: &BatchLink, pushed: &[Pushed]) -> Result<(), AppError> {
         let link_value = to_js(&link.for_storage())?;
         let tx = self.rw(&[OUTBOX, SYNC_ASSETS, SYNC_BATCHES])?;
@@ -149,6 +177,7 @@ impl Store {
                 };
                 record.base = Some(p.revision.clone());
                 record.parents.clear();
+                record.sent.clear();
                 records.put(&to_js(&record)?, Some(&key))?.await?;
             }
             tx.object_store(SYNC_BATCHES)?
@@ -182,6 +211,7 @@ impl Store {
                 base: Some(revision.to_owned()),
                 parents: vec![],
                 conflict: None,
+                sent: vec![],
             };
             tx.object_store(SYNC_ASSETS)?
                 .put(&to_js(&sync)?, Some(&key))?

@@ -122,6 +122,7 @@ pub fn ledger(data: &[u8]) {
                     base: Some(base.clone()),
                     revision: base.clone(),
                     dirty: false,
+                    sent: vec![],
                 };
                 match forward.decide(image, &device) {
                     Decision::UpToDate => {

@@ -44,6 +44,10 @@ pub struct LocalAsset {
     pub revision: String,
     /// Local changes not pushed yet.
     pub dirty: bool,
+    /// Revisions this device uploaded without recording the upload (storage full or a crash between
+    /// the two): its own, so finding them on the server is no news and no conflict.
+    #[serde(default)]
+    pub sent: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -167,15 +171,19 @@ impl Ledger {
     /// What a pull means for one image, given the device's own state for it.
     pub fn decide(&self, asset_id: &str, local: &LocalAsset) -> Decision {
         let heads = self.heads(asset_id);
-        let known = match &local.base {
+        let mut known = match &local.base {
             Some(base) => self.with_ancestors(asset_id, base),
             None => BTreeSet::new(),
         };
+        for sent in &local.sent {
+            known.extend(self.with_ancestors(asset_id, sent));
+        }
         // A head in a cycle is an ancestor of everything in that cycle by revision; it is known only when
         // it is the device's own base (else it is labels someone undid back to, after the base).
         let cyclic = self.cyclic_revisions(asset_id);
         let is_known = |h: &RemoteEntry| {
             local.base.as_deref() == Some(h.revision.as_str())
+                || local.sent.contains(&h.revision)
                 || (known.contains(&h.revision) && !cyclic.contains(&h.revision))
         };
         let new: Vec<RemoteEntry> = heads
@@ -259,6 +267,50 @@ mod tests {
         rev
     }
 
+    /// Found by the soak: an upload whose record was lost (storage full) is this device's own, not a
+    /// conflict, and the next push names it as a parent.
+    #[test]
+    fn an_upload_this_device_did_not_record_is_no_conflict() {
+        let mut l = Ledger::default();
+        let a = push(
+            &mut l,
+            "alice",
+            "2026-01-01T00:00:01Z",
+            "img",
+            vec![],
+            &["dead"],
+        );
+        let lost = push(
+            &mut l,
+            "alice",
+            "2026-01-01T00:00:02Z",
+            "img",
+            vec![a.clone()],
+            &[],
+        );
+        let now = revision_of(
+            LabelStatus::InProgress,
+            &[instance("alice0", "img", "epithelial")],
+        );
+        let mut device = local(Some(&a), &now, true);
+        assert!(matches!(
+            l.decide("img", &device),
+            Decision::Conflict { .. }
+        ));
+        device.sent = vec![lost.clone()];
+        assert_eq!(l.decide("img", &device), Decision::Push);
+        let next = push(
+            &mut l,
+            "alice",
+            "2026-01-01T00:00:03Z",
+            "img",
+            vec![a, lost],
+            &["epithelial"],
+        );
+        assert_eq!(next, now);
+        assert_eq!(l.heads("img").len(), 1);
+    }
+
     /// Found by the `ledger` fuzz target: undoing back to labels that were pushed before makes a revision
     /// equal to an ancestor (revisions are content hashes), so revision A names B, which names A.
     #[test]
@@ -322,6 +374,7 @@ mod tests {
             base: base.map(str::to_owned),
             revision: revision.into(),
             dirty,
+            sent: vec![],
         }
     }
 
