@@ -108,8 +108,15 @@ const currentImage = async (p = page) => {
   return Number(position.split(' / ')[0]) - 1;
 };
 
+/** Opens image i of the list and checks it is the image the soak means (names are what it checks by). */
 async function goTo(i, p = page) {
   if ((await currentImage(p)) !== i) await openImage(p, i);
+  const open = await p.locator('[data-testid=image-row].current .name').textContent();
+  if (open !== names[i]) {
+    const rows = await byId(p, 'image-row').locator('.name').allTextContents();
+    const tabs = await p.locator('[data-testid^=stage-]').evaluateAll((els) => els.map((e) => `${e.dataset.testid}:${e.className}`));
+    throw new Error(`row ${i} is ${open}, not ${names[i]} (position ${await text(p, 'position')}, rows ${rows}, tabs ${tabs})`);
+  }
 }
 
 /** A new label in a free cell of image i; resolves once the app shows it (stored first, then shown),
@@ -183,6 +190,10 @@ async function decide(i) {
   }
   await byId(page, approve ? 'approve' : 'reject').click();
   await until(() => stageCount(tab), (n) => n === before + 1, `the image counted at ${tab}`);
+  // The app then brings up the next image and says so: wait for that, or the next step would race it.
+  const verb = approve ? 'approved' : 'rejected';
+  await until(() => text(page, 'info'), (t) => (t || '').endsWith(`${names[i]} ${verb}`), 'the next image up');
+  await dismissNotice(page);
   const events = stateOf(names[i]).events;
   if (approve) events.approve += 1;
   else {
