@@ -448,11 +448,20 @@ async fn a_change_queues_its_push_in_the_same_commit_and_a_push_clears_only_what
         generation: generation.into(),
         revision: "r1".into(),
     };
+    // The revision is noted before the upload, and stays noted until the upload is recorded (storage
+    // full or a crash in between: the next push names it as a parent).
+    store.begin_push(&[pushed("g1")]).await.unwrap();
+    store.begin_push(&[pushed("g1")]).await.unwrap();
+    assert_eq!(store.sync_records().await.unwrap()["b~a"].sent, ["r1"]);
     store.finish_push(&link, &[pushed("g1")]).await.unwrap();
     assert_eq!(
         store.outbox("p").await.unwrap().len(),
         1,
         "a newer change stays queued"
+    );
+    assert!(
+        store.sync_records().await.unwrap()["b~a"].sent.is_empty(),
+        "a recorded upload is no longer pending"
     );
     store.finish_push(&link, &[pushed("g2")]).await.unwrap();
     assert!(store.outbox("p").await.unwrap().is_empty());
