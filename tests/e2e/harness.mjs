@@ -286,3 +286,24 @@ export async function noPanics(page) {
   const csp = await page.evaluate(() => window.__cspViolations ?? []).catch(() => []);
   if (csp.length) throw new Error(`Content-Security-Policy violations:\n${csp.join('\n')}`);
 }
+
+/** One real IndexedDB write of `bytes` into a probe database of the site; returns how it ended. */
+export const probeWrite = (page, bytes) =>
+  page.evaluate(async (bytes) => {
+    const db = await new Promise((resolve, reject) => {
+      const r = indexedDB.open('quota-probe', 1);
+      r.onupgradeneeded = () => r.result.createObjectStore('s');
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const outcome = await new Promise((resolve) => {
+      const tx = db.transaction('s', 'readwrite');
+      tx.objectStore('s').put(new Uint8Array(bytes), 'fill');
+      tx.oncomplete = () => resolve('committed');
+      tx.onabort = () => resolve(tx.error ? tx.error.name : 'aborted');
+    });
+    db.close();
+    // A write that fit is not kept: it would only eat the space the next probe needs refused.
+    if (outcome === 'committed') indexedDB.deleteDatabase('quota-probe');
+    return outcome;
+  }, bytes);

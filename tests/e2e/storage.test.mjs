@@ -11,30 +11,13 @@
 // site fails with QuotaExceededError, like on a full disk.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { suite, byId, count, waitCount, waitNotice, waitImage, dismissNotice, selectTool, fixture, noPanics } from './harness.mjs';
+import {
+  suite, byId, count, waitCount, waitNotice, waitImage, dismissNotice, selectTool, fixture, noPanics, probeWrite,
+} from './harness.mjs';
 
 const env = suite();
 before(env.setup);
 after(env.teardown);
-
-/** One real IndexedDB write of `bytes` into a probe database of the site; returns how it ended. */
-const probeWrite = (page, bytes) =>
-  page.evaluate(async (bytes) => {
-    const db = await new Promise((resolve, reject) => {
-      const r = indexedDB.open('quota-probe', 1);
-      r.onupgradeneeded = () => r.result.createObjectStore('s');
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
-    const outcome = await new Promise((resolve) => {
-      const tx = db.transaction('s', 'readwrite');
-      tx.objectStore('s').put(new Uint8Array(bytes), 'fill');
-      tx.oncomplete = () => resolve('committed');
-      tx.onabort = () => resolve(tx.error ? tx.error.name : 'aborted');
-    });
-    db.close();
-    return outcome;
-  }, bytes);
 
 test('storage full: importing an image fails with a clear error and nothing is half-written', async (t) => {
   let cdp;

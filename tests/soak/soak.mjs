@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  suite, byId, text, until, waitCount, waitImage, dismissNotice, selectTool, brushStroke, clickImage, noPanics, tempDir, OUT,
+  suite, byId, text, until, waitCount, waitImage, dismissNotice, selectTool, brushStroke, clickImage, noPanics, probeWrite, tempDir, OUT,
 } from '../e2e/harness.mjs';
 import { startGarage, startFaultProxy } from '../sync/servers.mjs';
 import { DEV, IMAGES, flags, lamina, syncStatus, connect, openImage, deselect, reload } from '../e2e/sync_app.mjs';
@@ -217,25 +217,6 @@ async function operation() {
 
 // ---- faults --------------------------------------------------------------------------------------
 
-const probeQuota = (p) =>
-  p.evaluate(async (bytes) => {
-    const db = await new Promise((resolve, reject) => {
-      const r = indexedDB.open('quota-probe', 1);
-      r.onupgradeneeded = () => r.result.createObjectStore('s');
-      r.onsuccess = () => resolve(r.result);
-      r.onerror = () => reject(r.error);
-    });
-    const outcome = await new Promise((resolve) => {
-      const tx = db.transaction('s', 'readwrite');
-      tx.objectStore('s').put(new Uint8Array(bytes), 'fill');
-      tx.oncomplete = () => resolve('committed');
-      tx.onabort = () => resolve(tx.error ? tx.error.name : 'aborted');
-    });
-    db.close();
-    if (outcome === 'committed') indexedDB.deleteDatabase('quota-probe');
-    return outcome;
-  }, PROBE);
-
 const tally = { trials: 0, operations: 0, faults: Object.fromEntries(FAULTS.map((f) => [f, 0])), cut: 0, cutKept: 0, quotaRefused: 0, lost: 0, duplicated: 0, resurrected: 0, reviewEventsWrong: 0 };
 
 async function fault(kind) {
@@ -266,7 +247,7 @@ async function fault(kind) {
     }
     case 'quota': {
       await cdp.send('Storage.overrideQuotaForOrigin', { origin: env.server.origin, quotaSize: 1024 });
-      if ((await probeQuota(page)) !== 'QuotaExceededError') throw new Error('the quota override did not take');
+      if ((await probeWrite(page, PROBE)) !== 'QuotaExceededError') throw new Error('the quota override did not take');
       const before = stateOf(names[i]).cells.size;
       await addLabel(i);
       if (stateOf(names[i]).cells.size === before) {
