@@ -119,13 +119,13 @@ async function goTo(i, p = page) {
   }
 }
 
-/** A new label in a free cell of image i; resolves once the app shows it (stored first, then shown),
- * or, with `confirm` false, as soon as the stroke is drawn. */
+/** A new label in a free cell of image i; resolves to its cell once the app shows it (stored first, then
+ * shown), to null when the app refused it, or, with `confirm` false, as soon as the stroke is drawn. */
 async function addLabel(i, { confirm = true, p = page } = {}) {
   await goTo(i, p);
   const s = stateOf(names[i]);
   const free = [...Array(GRID * GRID).keys()].filter((c) => !s.cells.has(c) && !s.unsure.has(c));
-  if (free.length === 0) return null;
+  if (free.length === 0) return 'no free cell';
   const cell = random.pick(free);
   const [x, y] = centre(cell);
   const before = Number(await text(p, 'instance-count'));
@@ -136,9 +136,12 @@ async function addLabel(i, { confirm = true, p = page } = {}) {
     s.unsure.add(cell);
     return cell;
   }
-  // A refused write (a full disk) shows an error and no label: after 5 s the count is read as it stands.
-  const after = await until(() => text(p, 'instance-count').then(Number), (n) => n !== before, 'the label shown', 5_000)
-    .catch(() => before);
+  // The label shows once stored; a refused write (a full disk) shows an error instead, and no label.
+  const [after] = await until(
+    () => Promise.all([text(p, 'instance-count').then(Number), text(p, 'error')]),
+    ([n, error]) => n !== before || /storage for this site is full/.test(error || ''),
+    'the label shown, or the full-disk error',
+  );
   if (after === before + 1) s.cells.add(cell);
   else if (after !== before) throw new Error(`one stroke changed the label count from ${before} to ${after}`);
   return after === before + 1 ? cell : null;
@@ -248,12 +251,7 @@ async function fault(kind) {
     case 'quota': {
       await cdp.send('Storage.overrideQuotaForOrigin', { origin: env.server.origin, quotaSize: 1024 });
       if ((await probeWrite(page, PROBE)) !== 'QuotaExceededError') throw new Error('the quota override did not take');
-      const before = stateOf(names[i]).cells.size;
-      await addLabel(i);
-      if (stateOf(names[i]).cells.size === before) {
-        await until(() => text(page, 'error'), (s) => /storage for this site is full/.test(s || ''), 'the full-disk error');
-        tally.quotaRefused += 1;
-      }
+      if ((await addLabel(i)) === null) tally.quotaRefused += 1;
       await cdp.send('Storage.overrideQuotaForOrigin', { origin: env.server.origin, quotaSize: QUOTA });
       await dismissNotice(page);
       return;
