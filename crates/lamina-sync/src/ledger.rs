@@ -106,10 +106,14 @@ impl Ledger {
     /// undid: a cycle (A, then B from A, then A from B). Inside a cycle a parent can only name what was
     /// pushed before it, so there a fragment replaces only earlier ones, and the undo is the head.
     pub fn heads(&self, asset_id: &str) -> Vec<RemoteEntry> {
+        self.heads_given(asset_id, &self.cyclic_revisions(asset_id))
+    }
+
+    /// [`Ledger::heads`], with the image's cyclic revisions already worked out.
+    fn heads_given(&self, asset_id: &str, cyclic: &BTreeSet<String>) -> Vec<RemoteEntry> {
         let Some(entries) = self.entries.get(asset_id) else {
             return vec![];
         };
-        let cyclic = self.cyclic_revisions(asset_id);
         let replaced = |e: &RemoteEntry| {
             entries.iter().any(|f| {
                 f.parents.contains(&e.revision)
@@ -170,7 +174,8 @@ impl Ledger {
 
     /// What a pull means for one image, given the device's own state for it.
     pub fn decide(&self, asset_id: &str, local: &LocalAsset) -> Decision {
-        let heads = self.heads(asset_id);
+        let cyclic = self.cyclic_revisions(asset_id);
+        let heads = self.heads_given(asset_id, &cyclic);
         let mut known = match &local.base {
             Some(base) => self.with_ancestors(asset_id, base),
             None => BTreeSet::new(),
@@ -180,7 +185,6 @@ impl Ledger {
         }
         // A head in a cycle is an ancestor of everything in that cycle by revision; it is known only when
         // it is the device's own base (else it is labels someone undid back to, after the base).
-        let cyclic = self.cyclic_revisions(asset_id);
         let is_known = |h: &RemoteEntry| {
             local.base.as_deref() == Some(h.revision.as_str())
                 || local.sent.contains(&h.revision)
