@@ -55,3 +55,43 @@ pub async fn read_directory(
         );
     }
 }
+
+/// A picked picture's pixels as 8-bit RGB, decoded by the browser exactly as stored (no colour-space
+/// conversion, no premultiplied alpha), so a mask's colours compare equal to the colours its file names.
+pub async fn decode_rgb(file: &web_sys::File) -> Result<(u32, u32, Vec<u8>), AppError> {
+    let what = format!("decode {}", file.name());
+    let window = web_sys::window().ok_or_else(|| AppError::browser(what.clone(), "no window"))?;
+    let options = web_sys::ImageBitmapOptions::new();
+    options.set_color_space_conversion(web_sys::ColorSpaceConversion::None);
+    options.set_premultiply_alpha(web_sys::PremultiplyAlpha::None);
+    let started = window
+        .create_image_bitmap_with_blob_and_image_bitmap_options(file, &options)
+        .map_err(|e| AppError::browser(what.clone(), js_text(e)))?;
+    let bitmap: web_sys::ImageBitmap = promise(started, &what).await?;
+    let (width, height) = (bitmap.width(), bitmap.height());
+    let canvas: web_sys::HtmlCanvasElement = window
+        .document()
+        .and_then(|d| d.create_element("canvas").ok())
+        .and_then(|c| c.dyn_into().ok())
+        .ok_or_else(|| AppError::browser(what.clone(), "no canvas"))?;
+    canvas.set_width(width);
+    canvas.set_height(height);
+    let context: web_sys::CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into().ok())
+        .ok_or_else(|| AppError::browser(what.clone(), "no 2D canvas"))?;
+    context
+        .draw_image_with_image_bitmap(&bitmap, 0.0, 0.0)
+        .map_err(|e| AppError::browser(what.clone(), js_text(e)))?;
+    let rgba = context
+        .get_image_data(0.0, 0.0, f64::from(width), f64::from(height))
+        .map_err(|e| AppError::browser(what.clone(), js_text(e)))?
+        .data();
+    let rgb = rgba
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect();
+    Ok((width, height, rgb))
+}

@@ -6,6 +6,7 @@ pub mod batch_images;
 pub mod boot;
 pub mod export;
 pub mod import;
+pub mod interop;
 pub mod model;
 pub mod navigate;
 pub mod review;

@@ -2,6 +2,7 @@
 //! reads or writes storage: the layers above change the state, each after its storage write committed,
 //! so the screen never shows what a reload would lose.
 
+pub mod interop;
 pub mod model;
 pub mod review;
 pub mod runs;
@@ -18,6 +19,7 @@ use leptos::prelude::*;
 
 use crate::error::AppError;
 use crate::store::AssetRecord;
+use interop::InteropState;
 use model::{EmbeddingStatus, ModelStatus};
 use review::ReviewState;
 use runs::RunsState;
@@ -62,6 +64,7 @@ pub struct AppState {
     pub sync: SyncState,
     pub runs: RunsState,
     pub review: ReviewState,
+    pub interop: InteropState,
 }
 
 impl AppState {
@@ -92,6 +95,7 @@ impl AppState {
             sync: SyncState::new(),
             runs: RunsState::new(),
             review: ReviewState::new(),
+            interop: InteropState::new(),
         }
     }
 

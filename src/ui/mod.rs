@@ -1,6 +1,7 @@
 //! The app shell: header (projects, import, export), image list, labeling view, side panels, status bar,
 //! and the keyboard shortcuts.
 
+mod interop_panel;
 mod labeler;
 mod panels;
 mod review;
@@ -25,6 +26,7 @@ use crate::editing;
 use crate::editing::builders::{delete_selected, finish_polygon, pick_class};
 use crate::features::export::{export, ExportKind};
 use crate::features::review as review_mode;
+use crate::features::interop::{self, InteropExport};
 use crate::features::{boot, import, navigate, suggest};
 use crate::state::runs::Page;
 use crate::state::{AppState, Notice};
@@ -71,6 +73,14 @@ fn import_picked(state: AppState, ev: ev::Event) {
     let files = files_of(&input);
     input.set_value("");
     spawn_local(import::import_files(state, files));
+}
+
+/// Labels files of another tool (and the mask PNGs a Labelbox file names): read, then planned.
+fn import_labels_picked(state: AppState, ev: ev::Event) {
+    let input: HtmlInputElement = event_target(&ev);
+    let files = files_of(&input);
+    input.set_value("");
+    spawn_local(interop::pick(state, files));
 }
 
 fn on_drop(state: AppState, ev: DragEvent) {
@@ -237,6 +247,10 @@ fn Header(state: AppState) -> impl IntoView {
                     <input type="file" accept=".json,application/json" data-testid="import-bundle"
                         on:change=move |ev| with_picked_text(state, ev, move |text| spawn_local(import::import_bundle(state, text, None, None)))/>
                 </label>
+                <label class="button" title=move || format!("Labels from {} (with a Labelbox file, pick its mask PNGs too)", interop::format_names())>"Import labels"
+                    <input type="file" multiple accept=".geojson,.json,.ndjson,.xml,.png" data-testid="import-labels"
+                        on:change=move |ev| import_labels_picked(state, ev)/>
+                </label>
             </span>
             <span class="group">
                 <select data-testid="export-stage" title="Which images the exports hold"
@@ -248,6 +262,8 @@ fn Header(state: AppState) -> impl IntoView {
                 <button on:click=move |_| spawn_local(export(state, ExportKind::Bundle)) data-testid="export-bundle">"Export bundle"</button>
                 <button on:click=move |_| spawn_local(export(state, ExportKind::CocoRle)) data-testid="export-coco">"COCO (RLE)"</button>
                 <button on:click=move |_| spawn_local(export(state, ExportKind::CocoPolygons)) data-testid="export-coco-polygons">"COCO (polygons)"</button>
+                <button on:click=move |_| spawn_local(interop::export(state, InteropExport::QuPath)) data-testid="export-qupath" title="One GeoJSON file per image, zipped">"QuPath"</button>
+                <button on:click=move |_| spawn_local(interop::export(state, InteropExport::LabelStudio)) data-testid="export-labelstudio">"Label Studio"</button>
             </span>
             <input class="author" placeholder="your name" title="Written into each label's provenance"
                 prop:value=move || state.author.get()
@@ -303,6 +319,7 @@ pub fn App() -> impl IntoView {
     view! {
         <div class="app" on:dragover=|ev: DragEvent| ev.prevent_default() on:drop=move |ev| on_drop(state, ev)>
             <Header state/>
+            <interop_panel::ImportPlanPanel state/>
             <main class:hidden=move || state.runs.page.get() != Page::Label>
                 <ImageList state/>
                 <Labeler state/>

@@ -1,4 +1,5 @@
-//! `lamina`: validate label bundles, export COCO, import instance-mask tile sets.
+//! `lamina`: validate label bundles, export COCO and other tools' formats, import instance-mask tile sets
+//! and other tools' labels.
 //!
 //! Every subcommand takes `--json` for scripts: exactly one JSON object on stdout (`"ok": false` plus
 //! the error on failure). Errors also go to stderr, and the exit code is 1 on any failure.
@@ -8,6 +9,7 @@ mod bench;
 #[cfg(feature = "models")]
 mod eval;
 mod import;
+mod interop;
 mod runs;
 #[cfg(feature = "sync")]
 mod sync;
@@ -47,6 +49,10 @@ enum Command {
     Export(ExportCommand),
     /// Build a bundle from a tile set with 16-bit instance masks (the format of shared/data/FORMAT.md).
     ImportMasks(import::ImportArgs),
+    /// Add labels from QuPath GeoJSON, Labelbox NDJSON, CVAT (XML or COCO 1.0), COCO or Label Studio JSON
+    /// to a bundle's images. Prints what it will do first; images with labels are left alone unless
+    /// --existing says otherwise.
+    Import(interop::ImportArgs),
     /// Model runs: a bundle frozen with a train / validation / test split, exported for training.
     #[command(subcommand)]
     Run(RunCommand),
@@ -111,6 +117,12 @@ enum ExportCommand {
         #[arg(long, value_parser = Stage::parse)]
         stage: Option<Stage>,
     },
+    /// QuPath GeoJSON: one `<image name without extension>.geojson` per image (holes kept).
+    Geojson(interop::GeojsonArgs),
+    /// Labelbox NDJSON import lines, with a composite mask PNG per image (or --polygons).
+    Ndjson(interop::NdjsonArgs),
+    /// Label Studio JSON tasks with brush (RLE) regions, exact.
+    Labelstudio(interop::LabelStudioArgs),
     /// A bundle of the images at one review stage (e.g. `--stage done`), with their labels and history.
     Bundle {
         bundle: PathBuf,
@@ -144,6 +156,10 @@ fn main() -> ExitCode {
             export_bundle(&bundle, &out, stage)
         }
         Command::ImportMasks(args) => import::run(&args, cli.json),
+        Command::Import(args) => interop::import(&args),
+        Command::Export(ExportCommand::Geojson(args)) => interop::export_geojson(&args),
+        Command::Export(ExportCommand::Ndjson(args)) => interop::export_ndjson(&args),
+        Command::Export(ExportCommand::Labelstudio(args)) => interop::export_labelstudio(&args),
         Command::Run(RunCommand::Export(args)) => runs::export(&args),
         Command::Metrics(args) => runs::metrics(&args),
         #[cfg(feature = "models")]

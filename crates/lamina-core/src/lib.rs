@@ -22,5 +22,6 @@ pub mod review;
 pub mod rle;
 pub mod shortcuts;
 pub mod suggest;
+pub mod valid_polygons;
 pub mod view;
 pub mod worker_protocol;
