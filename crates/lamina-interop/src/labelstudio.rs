@@ -10,6 +10,7 @@
 //! Out: one task per asset, every instance an exact brush region, with `from_name: "label"` and
 //! `to_name: "image"`, the names of Label Studio's default brush labeling config.
 
+use lamina_core::image_header::MAX_PIXELS;
 use std::collections::HashMap;
 
 use lamina_core::bundle::Bundle;
@@ -286,6 +287,14 @@ fn read_region(
             "no original_width / original_height: its coordinates cannot be placed on the image",
         ));
     };
+    // The same cap as images Lamina opens: a wrong or hostile size must not make a brush mask of
+    // gigabytes before the plan compares it with the project's image.
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(InteropError::new(
+            at,
+            format!("original size {width}×{height} is larger than the images Lamina opens"),
+        ));
+    }
     if let Some(rotation) = region.image_rotation.filter(|r| *r != 0.0) {
         skipped.push(format!(
             "{at}: drawn on the image rotated by {rotation}°, not read"

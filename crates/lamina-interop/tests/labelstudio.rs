@@ -170,3 +170,13 @@ fn upload_names_match_the_project_images_whatever_their_order() {
         .collect();
     assert_eq!(areas, [112, 160, 208, 192]);
 }
+
+#[test]
+fn a_region_claiming_a_giant_image_is_refused_before_any_mask_is_made() {
+    let task = r#"[{"id": 5, "data": {"image": "a.png"}, "annotations": [{"result": [
+        {"id": "g", "type": "brushlabels", "original_width": 20000, "original_height": 20000,
+         "value": {"format": "rle", "rle": [0, 0, 0, 0], "brushlabels": ["Dead"]}}]}]}]"#;
+    let err = lamina_interop::labelstudio::read(task).unwrap_err();
+    assert!(err.message.contains("larger than the images Lamina opens"), "{err}");
+    assert!(err.at.contains("task 5"), "{err}");
+}
