@@ -35,6 +35,18 @@ impl Mask {
         }
     }
 
+    /// A mask drawn as text, one string per row, `#` for foreground (tests and examples read better so).
+    pub fn from_rows(rows: &[&str]) -> Mask {
+        let width = rows.first().map_or(0, |r| r.chars().count()) as u32;
+        let mut m = Mask::new(width, rows.len() as u32);
+        for (y, row) in rows.iter().enumerate() {
+            for (x, ch) in row.chars().enumerate() {
+                m.set(x as u32, y as u32, ch == '#');
+            }
+        }
+        m
+    }
+
     fn index(&self, x: u32, y: u32) -> Option<usize> {
         (x < self.width && y < self.height).then(|| y as usize * self.width as usize + x as usize)
     }

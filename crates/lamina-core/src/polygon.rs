@@ -312,16 +312,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn mask_from_rows(rows: &[&str]) -> Mask {
-        let mut m = Mask::new(rows[0].len() as u32, rows.len() as u32);
-        for (y, row) in rows.iter().enumerate() {
-            for (x, ch) in row.chars().enumerate() {
-                m.set(x as u32, y as u32, ch == '#');
-            }
-        }
-        m
-    }
-
     /// Rebuild a mask from rings: each outer ring's fill minus its holes' fills.
     fn rings_to_mask(rings: &[Ring], w: u32, h: u32) -> (Mask, u64) {
         let mut out = Mask::new(w, h);
@@ -365,7 +355,7 @@ mod tests {
 
     #[test]
     fn square_gives_four_corners_clockwise() {
-        let m = mask_from_rows(&["....", ".##.", ".##.", "...."]);
+        let m = Mask::from_rows(&["....", ".##.", ".##.", "...."]);
         let rings = mask_to_rings(&m);
         assert_eq!(rings.len(), 1);
         assert!(!rings[0].is_hole);
@@ -380,7 +370,7 @@ mod tests {
 
     #[test]
     fn ring_with_a_hole() {
-        let m = mask_from_rows(&["###", "#.#", "###"]);
+        let m = Mask::from_rows(&["###", "#.#", "###"]);
         let rings = mask_to_rings(&m);
         assert_eq!(rings.len(), 2);
         assert_eq!((rings[0].is_hole, rings[1].is_hole), (false, true));
@@ -394,12 +384,12 @@ mod tests {
 
     #[test]
     fn diagonal_neighbours_are_separate_components() {
-        let m = mask_from_rows(&["#..", ".#.", "..#"]);
+        let m = Mask::from_rows(&["#..", ".#.", "..#"]);
         let rings = mask_to_rings(&m);
         assert_eq!(rings.iter().filter(|r| !r.is_hole).count(), 3);
         assert!(rings.iter().all(|r| r.points.len() == 4));
         // Two background pixels touching diagonally inside a component make one hole.
-        let m = mask_from_rows(&["####", "#.##", "##.#", "####"]);
+        let m = Mask::from_rows(&["####", "#.##", "##.#", "####"]);
         let rings = mask_to_rings(&m);
         assert_eq!(rings.iter().filter(|r| r.is_hole).count(), 1);
         assert_eq!(rings_to_mask(&rings, 4, 4).0, m);
@@ -407,7 +397,7 @@ mod tests {
 
     #[test]
     fn island_inside_a_hole_is_its_own_component() {
-        let m = mask_from_rows(&["#####", "#...#", "#.#.#", "#...#", "#####"]);
+        let m = Mask::from_rows(&["#####", "#...#", "#.#.#", "#...#", "#####"]);
         let rings = mask_to_rings(&m);
         let kinds: Vec<bool> = rings.iter().map(|r| r.is_hole).collect();
         assert_eq!(kinds, [false, true, false]);

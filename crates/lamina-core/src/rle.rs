@@ -319,16 +319,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn mask_from_rows(rows: &[&str]) -> Mask {
-        let mut m = Mask::new(rows[0].len() as u32, rows.len() as u32);
-        for (y, row) in rows.iter().enumerate() {
-            for (x, ch) in row.chars().enumerate() {
-                m.set(x as u32, y as u32, ch == '#');
-            }
-        }
-        m
-    }
-
     fn compressed(h: u32, w: u32, counts: &str) -> CompressedRle {
         CompressedRle {
             size: [h, w],
@@ -369,7 +359,7 @@ mod tests {
         assert_eq!(Rle::from_mask(&m).compress(), compressed(10, 8, "<2<1W1"));
         assert_eq!(Rle::from_mask(&m).bbox(), [1, 2, 2, 7]);
 
-        let full = mask_from_rows(&["###", "###", "###"]);
+        let full = Mask::from_rows(&["###", "###", "###"]);
         assert_eq!(Rle::from_mask(&full).compress(), compressed(3, 3, "09"));
         assert_eq!(
             Rle::from_mask(&Mask::new(0, 0)).compress(),
@@ -379,7 +369,7 @@ mod tests {
 
     #[test]
     fn counts_are_column_major_starting_with_background() {
-        let m = mask_from_rows(&["#.", "#.", ".#"]);
+        let m = Mask::from_rows(&["#.", "#.", ".#"]);
         let rle = Rle::from_mask(&m);
         assert_eq!(rle.counts, [0, 2, 3, 1]);
         assert_eq!(rle.to_mask(), m);
@@ -388,7 +378,7 @@ mod tests {
     #[test]
     fn bbox_of_a_run_spanning_columns_covers_all_rows() {
         // Foreground from the bottom of column 0 to the top of column 1: pycocotools reports full height.
-        let m = mask_from_rows(&[".#", "..", "#."]);
+        let m = Mask::from_rows(&[".#", "..", "#."]);
         assert_eq!(Rle::from_mask(&m).bbox(), [0, 0, 2, 3]);
         assert_eq!(Rle::from_mask(&Mask::new(4, 4)).bbox(), [0, 0, 0, 0]);
     }

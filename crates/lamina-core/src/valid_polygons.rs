@@ -94,16 +94,6 @@ mod tests {
     use super::*;
     use crate::polygon::rasterize_polygon;
 
-    fn mask_from_rows(rows: &[&str]) -> Mask {
-        let mut m = Mask::new(rows[0].len() as u32, rows.len() as u32);
-        for (y, row) in rows.iter().enumerate() {
-            for (x, ch) in row.chars().enumerate() {
-                m.set(x as u32, y as u32, ch == '#');
-            }
-        }
-        m
-    }
-
     fn fill(polygons: &[PolygonRings], w: u32, h: u32) -> Mask {
         let mut out = Mask::new(w, h);
         for rings in polygons {
@@ -127,7 +117,7 @@ mod tests {
     fn a_bay_closed_by_one_diagonal_corner_becomes_a_hole_touching_the_shell() {
         // The background pixel at (2, 2) is cut off from the outside except through its corner with
         // (3, 3): the outer ring passes vertex (3, 3) twice.
-        let mask = mask_from_rows(&["#####", "#####", "##.##", "###.#", "#####"]);
+        let mask = Mask::from_rows(&["#####", "#####", "##.##", "###.#", "#####"]);
         let mask = {
             let mut m = mask;
             m.set(3, 3, false);
@@ -144,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_hole_of_two_diagonal_pixels_becomes_two_holes() {
-        let mask = mask_from_rows(&["#####", "#.###", "##.##", "#####"]);
+        let mask = Mask::from_rows(&["#####", "#.###", "##.##", "#####"]);
         let polygons = mask_to_valid_polygons(&mask);
         assert_eq!(polygons.len(), 1);
         assert_eq!(polygons[0].len(), 3, "{polygons:?}");
@@ -153,7 +143,7 @@ mod tests {
 
     #[test]
     fn separate_components_are_separate_polygons() {
-        let mask = mask_from_rows(&["#..", ".#.", "..#"]);
+        let mask = Mask::from_rows(&["#..", ".#.", "..#"]);
         let polygons = mask_to_valid_polygons(&mask);
         assert_eq!(polygons.len(), 3);
         assert_eq!(fill(&polygons, 3, 3), mask);
