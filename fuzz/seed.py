@@ -156,6 +156,16 @@ def images():
     write("image_header", "gray.png", buf.getvalue())
 
 
+def interop():
+    """The hand-written fixtures of each format, behind the byte that picks it (the order of
+    lamina_interop::detect::Format::ALL: qupath, labelbox, cvat, coco, labelstudio)."""
+    fixtures = ROOT.parent / "crates/lamina-interop/tests/fixtures"
+    for pick, path in [(0, "qupath/tile_b.geojson"), (1, "labelbox/prelabels.ndjson"),
+                       (1, "labelbox/export_v2.ndjson"), (2, "cvat/annotations.xml"),
+                       (3, "coco/instances.json"), (4, "labelstudio/export.json")]:
+        write("interop", path.replace("/", "-"), bytes([pick]) + (fixtures / path).read_bytes())
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=str(ROOT.parent.parent / "shared/data/nuinsseg-dev"))
@@ -168,6 +178,7 @@ def main():
     listings()
     rles(masks)
     images()
+    interop()
     # Ledger inputs are 4-byte pushes: labeler, image, two parent picks, content.
     write("ledger", "linear", bytes([0, 0, 0xff, 1, 0, 0, 0x0f, 2, 1, 0, 0x1f, 3]))
     write("ledger", "fork", bytes([0, 0, 0xff, 1, 1, 0, 0x0f, 2, 2, 0, 0x0f, 6, 0, 0, 0x12, 7]))

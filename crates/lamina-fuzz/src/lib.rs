@@ -8,7 +8,10 @@
 //! `fuzz/` (cargo-fuzz, nightly) runs them; `tests/corpora.rs` replays `fuzz/corpus/<target>/` and
 //! `fuzz/regressions/<target>/` on stable, which is what CI does.
 
+mod interop;
 mod targets;
+
+pub use interop::interop;
 
 pub use targets::{
     bundle, fragment, image_header, ledger, listing, manifest, model_manifest, rle, TARGETS,

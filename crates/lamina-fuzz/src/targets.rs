@@ -17,7 +17,7 @@ use lamina_sync::{AssetLabels, Decision, Endpoint, Fragment, Ledger, LocalAsset,
 pub type Target = fn(&[u8]);
 
 /// Every target by the name its corpus folder has.
-pub const TARGETS: [(&str, Target); 8] = [
+pub const TARGETS: [(&str, Target); 9] = [
     ("fragment", fragment),
     ("ledger", ledger),
     ("bundle", bundle),
@@ -26,6 +26,7 @@ pub const TARGETS: [(&str, Target); 8] = [
     ("listing", listing),
     ("rle", rle),
     ("image_header", image_header),
+    ("interop", crate::interop::interop),
 ];
 
 /// Masks up to this many pixels are decoded in full (larger ones only have their counts checked), so
