@@ -33,6 +33,18 @@ pub struct EvalNocArgs {
     limit: Option<u64>,
 }
 
+/// A model folder loaded with its preferred decoder, as the worker loads it.
+pub fn load_engine(dir: &Path) -> Result<SamEngine> {
+    let manifest_path = dir.join("manifest.json");
+    let text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("cannot read model manifest {}", manifest_path.display()))?;
+    let variant = ModelManifest::parse(&text)
+        .with_context(|| format!("{} is not a model manifest", manifest_path.display()))?
+        .preferred_decoder()
+        .variant;
+    load_dir(dir, variant).with_context(|| format!("cannot load the model in {}", dir.display()))
+}
+
 /// A SAM-family model driven as `lamina-worker` drives it: its preferred decoder variant, clicks at
 /// pixel centres in image pixels, the previous low-res logits fed back, `SamEngine::mask` for the mask.
 struct SamSegmenter {
@@ -42,17 +54,8 @@ struct SamSegmenter {
 
 impl SamSegmenter {
     fn load(dir: &Path) -> Result<SamSegmenter> {
-        let manifest_path = dir.join("manifest.json");
-        let text = std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("cannot read model manifest {}", manifest_path.display()))?;
-        let variant = ModelManifest::parse(&text)
-            .with_context(|| format!("{} is not a model manifest", manifest_path.display()))?
-            .preferred_decoder()
-            .variant;
-        let engine = load_dir(dir, variant)
-            .with_context(|| format!("cannot load the model in {}", dir.display()))?;
         Ok(SamSegmenter {
-            engine,
+            engine: load_engine(dir)?,
             embedding: None,
         })
     }

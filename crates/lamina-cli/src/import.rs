@@ -121,12 +121,7 @@ fn import(args: &ImportArgs) -> Result<Bundle> {
         .unwrap_or("")
         .to_owned();
 
-    let mut ontology = Ontology::pannuke();
-    ontology.classes.push(ClassDef {
-        id: "nucleus".into(),
-        name: "Nucleus (unclassified)".into(),
-        color: "#00e5ff".into(),
-    });
+    let ontology = tile_set_ontology();
     if ontology.class(&args.class_id).is_none() {
         let ids: Vec<&str> = ontology.classes.iter().map(|c| c.id.as_str()).collect();
         bail!(
@@ -303,8 +298,20 @@ fn metadata(raw: &Value, set: &str) -> BTreeMap<String, Value> {
     out
 }
 
+/// PanNuke's classes plus "Nucleus (unclassified)" (`nucleus`), which tile sets' masks and pre-labels
+/// without a class use.
+pub fn tile_set_ontology() -> Ontology {
+    let mut ontology = Ontology::pannuke();
+    ontology.classes.push(ClassDef {
+        id: "nucleus".into(),
+        name: "Nucleus (unclassified)".into(),
+        color: "#00e5ff".into(),
+    });
+    ontology
+}
+
 /// `base` + the manifest's image path: joined with `/` for URLs, as a path otherwise.
-fn uri(base: Option<&str>, image: &str) -> String {
+pub fn uri(base: Option<&str>, image: &str) -> String {
     match base {
         None => image.to_owned(),
         Some(b) if b.contains("://") => format!("{}/{}", b.trim_end_matches('/'), image),
@@ -312,7 +319,7 @@ fn uri(base: Option<&str>, image: &str) -> String {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

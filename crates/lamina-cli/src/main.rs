@@ -10,6 +10,8 @@ mod bench;
 mod eval;
 mod import;
 mod interop;
+#[cfg(feature = "models")]
+mod predict;
 mod runs;
 #[cfg(feature = "sync")]
 mod sync;
@@ -59,6 +61,10 @@ enum Command {
     /// Measure predictions against labels: P/R/F1, IoU, Dice, PQ (bPQ, mPQ), AJI, COCO mAP and AP50
     /// (definitions in docs/model-runs.md).
     Metrics(runs::MetricsArgs),
+    /// Pre-labels: every nucleus of each image found by a model's automatic mode (or `classical`),
+    /// written as a bundle that `lamina metrics` scores.
+    #[cfg(feature = "models")]
+    Predict(predict::PredictArgs),
     /// Benchmarks (print figures; assert nothing).
     #[cfg(feature = "models")]
     #[command(subcommand)]
@@ -162,6 +168,8 @@ fn main() -> ExitCode {
         Command::Export(ExportCommand::Labelstudio(args)) => interop::export_labelstudio(&args),
         Command::Run(RunCommand::Export(args)) => runs::export(&args),
         Command::Metrics(args) => runs::metrics(&args),
+        #[cfg(feature = "models")]
+        Command::Predict(args) => predict::run(&args),
         #[cfg(feature = "models")]
         Command::Bench(BenchCommand::Sam(args)) => bench::run(&args),
         #[cfg(feature = "models")]

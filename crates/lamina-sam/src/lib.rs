@@ -9,6 +9,7 @@
 //! - *low-res*: the decoder's mask logits grid (`low_res_mask_size`, 256 for SAM), covering the padded model
 //!   input.
 
+pub mod auto;
 pub mod engine;
 pub use lamina_core::model_manifest as manifest;
 pub mod postprocess;

@@ -7,6 +7,7 @@
 //!    click on a merged neighbour cuts it off along the neck between the two.
 //! 3. Box: Otsu's threshold inside the box, holes filled, the largest component.
 
+mod auto;
 mod ops;
 pub mod stain;
 
@@ -204,7 +205,7 @@ impl Classical {
         let depth = squared_distance_to_background(&fg_mask);
         // Slow where the blob is narrow, so the fronts from two clicks meet at the neck between nuclei.
         let step_cost: Vec<f64> = depth.iter().map(|&d| 1.0 / d.sqrt().max(1.0)).collect();
-        let mut seeds: Vec<(usize, u8)> = clicks
+        let mut seeds: Vec<(usize, u32)> = clicks
             .iter()
             .filter_map(|c| {
                 win.index(c.x_image, c.y_image)

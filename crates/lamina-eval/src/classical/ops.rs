@@ -154,9 +154,9 @@ pub fn geodesic_split(
     step_cost: &[f64],
     w: usize,
     h: usize,
-    seeds: &[(usize, u8)],
-) -> Vec<u8> {
-    let mut labels = vec![0u8; fg.len()];
+    seeds: &[(usize, u32)],
+) -> Vec<u32> {
+    let mut labels = vec![0u32; fg.len()];
     let mut done = vec![false; fg.len()];
     let mut time = vec![f64::INFINITY; fg.len()];
     // Non-negative f64s order like their bit patterns; min-heap through `Reverse`.
