@@ -63,11 +63,20 @@ fn images(data: &Path) -> Result<Vec<(String, String)>> {
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| is_image_file_name(name))
-        .map(|name| (name.rsplit_once('.').map_or(name.clone(), |(s, _)| s.to_owned()), name))
+        .map(|name| {
+            (
+                name.rsplit_once('.')
+                    .map_or(name.clone(), |(s, _)| s.to_owned()),
+                name,
+            )
+        })
         .collect();
     out.sort();
     if out.is_empty() {
-        bail!("{} holds no PNG, JPEG or TIFF image and no manifest.json", data.display());
+        bail!(
+            "{} holds no PNG, JPEG or TIFF image and no manifest.json",
+            data.display()
+        );
     }
     Ok(out)
 }
@@ -96,7 +105,11 @@ impl Predictor {
             }
             Predictor::Classical(classical, min_area) => {
                 classical.set_image(rgb)?;
-                Ok(classical.segment_all(*min_area).into_iter().map(|m| (m, 1.0)).collect())
+                Ok(classical
+                    .segment_all(*min_area)
+                    .into_iter()
+                    .map(|m| (m, 1.0))
+                    .collect())
             }
         }
     }
@@ -104,7 +117,10 @@ impl Predictor {
 
 pub fn run(args: &PredictArgs) -> Result<Report> {
     let mut predictor = if args.model == "classical" {
-        Predictor::Classical(Classical::new(ClassicalParams::default()), args.min_area.unwrap_or(20))
+        Predictor::Classical(
+            Classical::new(ClassicalParams::default()),
+            args.min_area.unwrap_or(20),
+        )
     } else {
         let engine = load_engine(Path::new(&args.model))?;
         let mut options = AutoOptions::for_family(&engine.manifest.family);
@@ -115,9 +131,16 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
         Predictor::Model(Box::new(engine), options)
     };
     let model_id = predictor.id();
-    let name = args.data.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = args
+        .data
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut bundle = Bundle::new(
-        BundleProject { id: name.clone(), name: name.clone() },
+        BundleProject {
+            id: name.clone(),
+            name: name.clone(),
+        },
         tile_set_ontology(),
     );
     let mut ms = Vec::new();
@@ -125,7 +148,8 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
     let list = &list[..args.limit.unwrap_or(usize::MAX).min(list.len())];
     for (n, (id, relative)) in list.iter().enumerate() {
         let path = args.data.join(relative);
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         let rgb = image::load_from_memory(&bytes)
             .with_context(|| format!("cannot decode {}", path.display()))?
             .to_rgb8();
@@ -155,7 +179,9 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
         }
         bundle.assets.push(Asset {
             id: id.clone(),
-            name: Path::new(relative).file_name().map_or(relative.clone(), |n| n.to_string_lossy().into_owned()),
+            name: Path::new(relative)
+                .file_name()
+                .map_or(relative.clone(), |n| n.to_string_lossy().into_owned()),
             sha256: hex(&Sha256::digest(&bytes)),
             width: rgb.width(),
             height: rgb.height(),

@@ -20,23 +20,57 @@ fn model_dir() -> PathBuf {
 }
 
 fn lamina(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_lamina")).args(args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_lamina"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Predicts on the first 4 dev tiles with `model` and returns (metrics, the prediction bundle path).
 fn predict_and_score(dir: &Path, model: &str) -> (Value, PathBuf) {
-    let (data, gt, pred) = (data_dir(), dir.join("gt.json"), dir.join(format!("pred-{}.json", model.len())));
+    let (data, gt, pred) = (
+        data_dir(),
+        dir.join("gt.json"),
+        dir.join(format!("pred-{}.json", model.len())),
+    );
     let s = |p: &Path| p.to_str().unwrap().to_owned();
-    lamina(&["--json", "import-masks", &s(&data), "--limit", "4", "--out", &s(&gt)]);
-    let report = lamina(&["--json", "predict", "--model", model, "--data", &s(&data), "--limit", "4", "--out", &s(&pred)]);
+    lamina(&[
+        "--json",
+        "import-masks",
+        &s(&data),
+        "--limit",
+        "4",
+        "--out",
+        &s(&gt),
+    ]);
+    let report = lamina(&[
+        "--json",
+        "predict",
+        "--model",
+        model,
+        "--data",
+        &s(&data),
+        "--limit",
+        "4",
+        "--out",
+        &s(&pred),
+    ]);
     assert_eq!(report["images"], 4);
-    (lamina(&["--json", "metrics", "--gt", &s(&gt), "--pred", &s(&pred)]), pred)
+    (
+        lamina(&["--json", "metrics", "--gt", &s(&gt), "--pred", &s(&pred)]),
+        pred,
+    )
 }
 
 #[test]
-fn the_default_models_automatic_mode_finds_the_nuclei_without_overlaps_and_beats_the_classical_one() {
+fn the_default_models_automatic_mode_finds_the_nuclei_without_overlaps_and_beats_the_classical_one()
+{
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("predict");
     std::fs::create_dir_all(&dir).unwrap();
     let (model, pred) = predict_and_score(&dir, model_dir().to_str().unwrap());
@@ -46,8 +80,15 @@ fn the_default_models_automatic_mode_finds_the_nuclei_without_overlaps_and_beats
     let figure = |m: &Value, k: &str| m[k].as_f64().unwrap();
     for (key, recorded) in [("f1", 0.750), ("pq", 0.570), ("aji", 0.538)] {
         let got = figure(&model, key);
-        assert!((got - recorded).abs() < 0.03, "{key}: {got} against {recorded} recorded");
-        assert!(got > figure(&classical, key), "{key}: model {got}, classical {}", figure(&classical, key));
+        assert!(
+            (got - recorded).abs() < 0.03,
+            "{key}: {got} against {recorded} recorded"
+        );
+        assert!(
+            got > figure(&classical, key),
+            "{key}: model {got}, classical {}",
+            figure(&classical, key)
+        );
     }
 
     let bundle = parse_bundle(&std::fs::read_to_string(pred).unwrap()).unwrap();
@@ -61,6 +102,10 @@ fn the_default_models_automatic_mode_finds_the_nuclei_without_overlaps_and_beats
                 *o += v;
             }
         }
-        assert!(owners.iter().all(|&o| o <= 1), "{}: two pre-labels share a pixel", asset.name);
+        assert!(
+            owners.iter().all(|&o| o <= 1),
+            "{}: two pre-labels share a pixel",
+            asset.name
+        );
     }
 }

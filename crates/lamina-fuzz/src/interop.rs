@@ -31,7 +31,9 @@ pub fn interop(data: &[u8]) {
         RgbImage {
             width: 32,
             height: 32,
-            rgb: (0..32 * 32 * 3).map(|i| if i % 7 == 0 { 255 } else { 0 }).collect(),
+            rgb: (0..32 * 32 * 3)
+                .map(|i| if i % 7 == 0 { 255 } else { 0 })
+                .collect(),
         },
     )]);
     let Ok(labels) = detect::read(format, "tile_b.geojson", &text, &masks) else {
@@ -80,7 +82,10 @@ pub fn interop(data: &[u8]) {
         };
         for instance in &image.instances {
             let problems = instance_problems(instance, asset.width, asset.height);
-            assert!(problems.is_empty(), "a planned label is invalid: {problems:?}");
+            assert!(
+                problems.is_empty(),
+                "a planned label is invalid: {problems:?}"
+            );
             assert!(instance.area > 0, "an empty label was planned");
         }
     }

@@ -92,7 +92,8 @@ fn the_seeds_are_accepted_by_their_parsers() {
         let bytes = read("interop", seed);
         let format = lamina_interop::detect::Format::ALL[usize::from(bytes[0])];
         let text = String::from_utf8_lossy(&bytes[1..]);
-        let labels = lamina_interop::detect::read(format, "tile_b.geojson", &text, &Default::default());
+        let labels =
+            lamina_interop::detect::read(format, "tile_b.geojson", &text, &Default::default());
         assert!(
             labels.as_ref().is_ok_and(|l| l.instance_count() > 0),
             "interop seed {seed}: {labels:?}"

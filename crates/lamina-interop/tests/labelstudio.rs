@@ -177,6 +177,9 @@ fn a_region_claiming_a_giant_image_is_refused_before_any_mask_is_made() {
         {"id": "g", "type": "brushlabels", "original_width": 20000, "original_height": 20000,
          "value": {"format": "rle", "rle": [0, 0, 0, 0], "brushlabels": ["Dead"]}}]}]}]"#;
     let err = lamina_interop::labelstudio::read(task).unwrap_err();
-    assert!(err.message.contains("larger than the images Lamina opens"), "{err}");
+    assert!(
+        err.message.contains("larger than the images Lamina opens"),
+        "{err}"
+    );
     assert!(err.at.contains("task 5"), "{err}");
 }

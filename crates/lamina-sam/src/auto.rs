@@ -73,7 +73,11 @@ pub struct AutoInstance {
 
 /// Seeds in image pixels: vote peaks for nuclei models, the point grid otherwise; seeds closer than
 /// 2 image pixels to an earlier one (from an overlapping window) are dropped.
-pub fn seeds_image(engine: &SamEngine, embedding: &Embedding, options: &AutoOptions) -> Vec<[f64; 2]> {
+pub fn seeds_image(
+    engine: &SamEngine,
+    embedding: &Embedding,
+    options: &AutoOptions,
+) -> Vec<[f64; 2]> {
     let manifest = &engine.manifest;
     let [_, channels, side, _] = embedding.shape;
     let has_votes = manifest.family == "lamina-nuclei"
@@ -105,7 +109,10 @@ fn vote_peaks_model(values: &[f32], side: usize, input: f64, min_votes: f32) -> 
     let grid = side * DENSE_PACK; // 128 cells across for nuclei-v3
     let cell = input / grid as f64; // model pixels per cell
     let dense = |c: usize, y: usize, x: usize| {
-        let channel = DENSE_FIRST_CHANNEL + c * DENSE_PACK * DENSE_PACK + (y % DENSE_PACK) * DENSE_PACK + x % DENSE_PACK;
+        let channel = DENSE_FIRST_CHANNEL
+            + c * DENSE_PACK * DENSE_PACK
+            + (y % DENSE_PACK) * DENSE_PACK
+            + x % DENSE_PACK;
         values
             .get((channel * side + y / DENSE_PACK) * side + x / DENSE_PACK)
             .copied()
@@ -140,7 +147,11 @@ fn vote_peaks_model(values: &[f32], side: usize, input: f64, min_votes: f32) -> 
                 (x.saturating_sub(2)..(x + 3).min(grid)).all(|nx| {
                     let n = smoothed[ny * grid + nx];
                     let earlier = (ny, nx) < (y, x);
-                    if earlier { n < v } else { n <= v }
+                    if earlier {
+                        n < v
+                    } else {
+                        n <= v
+                    }
                 })
             });
             if is_peak {
@@ -232,7 +243,13 @@ pub fn without_overlaps(mut found: Vec<AutoInstance>, options: &AutoOptions) -> 
     for mut candidate in found {
         let area = candidate.mask_image.area();
         let mut shared = std::collections::HashMap::<u32, u64>::new();
-        for (i, _) in candidate.mask_image.data.iter().enumerate().filter(|(_, &v)| v != 0) {
+        for (i, _) in candidate
+            .mask_image
+            .data
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v != 0)
+        {
             if owner[i] > 0 {
                 *shared.entry(owner[i]).or_default() += 1;
             }
@@ -254,7 +271,13 @@ pub fn without_overlaps(mut found: Vec<AutoInstance>, options: &AutoOptions) -> 
             continue;
         }
         let id = kept.len() as u32 + 1;
-        for (i, _) in candidate.mask_image.data.iter().enumerate().filter(|(_, &v)| v != 0) {
+        for (i, _) in candidate
+            .mask_image
+            .data
+            .iter()
+            .enumerate()
+            .filter(|(_, &v)| v != 0)
+        {
             owner[i] = id;
         }
         kept.push(candidate);
@@ -268,8 +291,17 @@ mod tests {
 
     fn square(x0: u32, y0: u32, side: u32, score: f32) -> AutoInstance {
         let mut m = Mask::new(40, 40);
-        m.fill_rect(f64::from(x0), f64::from(y0), f64::from(x0 + side), f64::from(y0 + side), true);
-        AutoInstance { mask_image: m, score }
+        m.fill_rect(
+            f64::from(x0),
+            f64::from(y0),
+            f64::from(x0 + side),
+            f64::from(y0 + side),
+            true,
+        );
+        AutoInstance {
+            mask_image: m,
+            score,
+        }
     }
 
     #[test]

@@ -41,7 +41,9 @@ impl Classical {
                 next += 1;
             }
         }
-        let mut masks: Vec<Mask> = (1..next).map(|_| Mask::new(self.width, self.height)).collect();
+        let mut masks: Vec<Mask> = (1..next)
+            .map(|_| Mask::new(self.width, self.height))
+            .collect();
         for (i, &label) in labels.iter().enumerate() {
             if label > 0 {
                 masks[label as usize - 1].data[i] = 1;
@@ -85,7 +87,12 @@ mod tests {
     /// Pale pink with dark purple discs: two touching, one apart, one tiny speck.
     fn tile() -> RgbImage {
         let mut img = RgbImage::from_pixel(96, 64, Rgb([235, 200, 215]));
-        let discs = [(20.0, 20.0, 8.0), (36.0, 20.0, 8.0), (70.0, 40.0, 9.0), (10.0, 55.0, 1.0)];
+        let discs = [
+            (20.0, 20.0, 8.0),
+            (36.0, 20.0, 8.0),
+            (70.0, 40.0, 9.0),
+            (10.0, 55.0, 1.0),
+        ];
         for (x, y, px) in img.enumerate_pixels_mut() {
             for &(cx, cy, r) in &discs {
                 if (f64::from(x) + 0.5 - cx).powi(2) + (f64::from(y) + 0.5 - cy).powi(2) <= r * r {
@@ -101,7 +108,12 @@ mod tests {
         let mut c = Classical::default();
         c.set_image(&tile()).unwrap();
         let masks = c.segment_all(20);
-        assert_eq!(masks.len(), 3, "{:?}", masks.iter().map(Mask::area).collect::<Vec<_>>());
+        assert_eq!(
+            masks.len(),
+            3,
+            "{:?}",
+            masks.iter().map(Mask::area).collect::<Vec<_>>()
+        );
         // No pixel belongs to two nuclei.
         let mut owner = vec![0u8; 96 * 64];
         for m in &masks {
