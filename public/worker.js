@@ -15,6 +15,11 @@
 //              default; a hover preview sends remember: false so it never disturbs a refinement)
 //   profile    {handle, prompts, runs}      -> [{name, op, shape, ms}] per graph node, slowest first
 //              (a diagnosis aid for bench/browser_sam.mjs --profile)
+//   segment_all {handle, settings: {min_score, nms_iou, min_area}}
+//                                           -> {instances: [{rle, area, bbox, score}], seeds, ms}
+//              (automatic mode: every object, no prompts; none share a pixel)
+//   prelabel   {bytes, settings}            -> the same, for an image file encoded here and freed after
+//              (the batch path of pre-labeling: no embedding is kept or sent back)
 //   drop       {handle}                     -> {}
 //   read_predictions {truth, file_name, drop_unmapped, bytes} -> {predictions, summary, count, ms}
 //   run_metrics {truth, predictions, split?, iou, score}      -> {report, ms}
@@ -53,6 +58,10 @@ function run(data) {
         return reply(id, { handle: wasm.restore_embedding(new Uint8Array(data.f16), data.width, data.height) });
       case 'segment':
         return reply(id, wasm.decode_prompts(data.handle, JSON.stringify(data.prompts)));
+      case 'segment_all':
+        return reply(id, wasm.segment_all(data.handle, JSON.stringify(data.settings)));
+      case 'prelabel':
+        return prelabel(data);
       case 'profile':
         return reply(id, wasm.profile_decode(data.handle, JSON.stringify(data.prompts), data.runs));
       case 'read_predictions':
@@ -92,12 +101,31 @@ async function encode(data) {
       self.postMessage({ event: 'progress', id, stage: `encoding window ${k + 1} of ${windows}` });
       await new Promise((resolve) => setTimeout(resolve));
     }
-    const r = wasm.encode_end(session);
+    const r = wasm.encode_end(session, true);
     self.postMessage({ event: 'progress', id, stage: 'encoding', done: true });
     reply(id, r, [r.f16.buffer]);
   } catch (e) {
     self.postMessage({ event: 'progress', id, stage: 'encoding', done: true });
     fail(id, e);
+  }
+}
+
+// Encode (window by window, yielding between them) and find every object; the embedding is freed after.
+async function prelabel(data) {
+  const { id } = data;
+  let handle = null;
+  try {
+    const started = performance.now();
+    const { session } = wasm.encode_begin(new Uint8Array(data.bytes));
+    while (!wasm.encode_step(session)) await new Promise((resolve) => setTimeout(resolve));
+    handle = wasm.encode_end(session, false).handle;
+    const r = wasm.segment_all(handle, JSON.stringify(data.settings));
+    r.ms = performance.now() - started;
+    reply(id, r);
+  } catch (e) {
+    fail(id, e);
+  } finally {
+    if (handle !== null) wasm.drop_embedding(handle);
   }
 }
 

@@ -5,12 +5,14 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use futures_channel::oneshot;
 use js_sys::{Object, Reflect, Uint8Array};
 use lamina_core::worker_protocol::{
-    Encoded, Failure, Inspected, MetricsComputed, ModelLoaded, PredictionsRead, Progress, Request,
-    Restored, SegmentRequest, Segmented, BYTES_FIELD, DISPLAY_FIELD, F16_FIELD,
+    Encoded, Failure, Inspected, MetricsComputed, ModelLoaded, PredictionsRead, PrelabelSettings,
+    Progress, Request, Restored, SegmentRequest, Segmented, SegmentedAll, BYTES_FIELD,
+    DISPLAY_FIELD, F16_FIELD,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -51,9 +53,17 @@ struct WorkerHandle {
     _on_error: Closure<dyn FnMut(web_sys::Event)>,
 }
 
+/// One worker's slot: empty until its first request, and again after it died or was stopped.
+type Slot = Rc<RefCell<Option<WorkerHandle>>>;
+
 thread_local! {
-    static WORKER: RefCell<Option<WorkerHandle>> = const { RefCell::new(None) };
+    /// The app's own worker: imports, suggestions, model runs.
+    static MAIN: Slot = Rc::new(RefCell::new(None));
     static PROGRESS: RefCell<Option<ProgressFn>> = const { RefCell::new(None) };
+}
+
+fn main_slot() -> Slot {
+    MAIN.with(Rc::clone)
 }
 
 /// Where the worker's progress events go (the status bar).
@@ -83,7 +93,7 @@ fn bytes_field(reply: &JsValue, field: &str, what: &str) -> Result<Uint8Array, A
     })
 }
 
-fn on_reply(event: MessageEvent) {
+fn on_reply(slot: &Slot, event: MessageEvent) {
     let data = event.data();
     if get(&data, "event").as_string().as_deref() == Some("progress") {
         match typed::<Progress>(data, "progress") {
@@ -111,8 +121,10 @@ fn on_reply(event: MessageEvent) {
             Err(e) => Err(e),
         }
     };
-    let sender =
-        WORKER.with_borrow_mut(|w| w.as_mut().and_then(|w| w.pending.remove(&(id as u32))));
+    let sender = slot
+        .borrow_mut()
+        .as_mut()
+        .and_then(|w| w.pending.remove(&(id as u32)));
     if let Some(sender) = sender {
         let _ = sender.send(reply);
     }
@@ -120,25 +132,47 @@ fn on_reply(event: MessageEvent) {
 
 /// A worker that dies (e.g. its wasm failed to load) fails every waiting request with the reason and is
 /// started afresh on the next one.
-fn on_worker_error(event: web_sys::Event) {
+fn on_worker_error(slot: &Slot, event: web_sys::Event) {
     let message = get(&event, "message")
         .as_string()
         .unwrap_or_else(|| "the decoding worker stopped".into());
-    if let Some(handle) = WORKER.with_borrow_mut(Option::take) {
+    stop(slot, || AppError::Worker(message.clone()));
+}
+
+/// Terminates the slot's worker, failing what waits on it with `why`.
+fn stop(slot: &Slot, why: impl Fn() -> AppError) {
+    let taken = slot.borrow_mut().take();
+    if let Some(handle) = taken {
         handle.worker.terminate();
         for (_, sender) in handle.pending {
-            let _ = sender.send(Err(AppError::Worker(message.clone())));
+            let _ = sender.send(Err(why()));
         }
+        // The closures may be the ones running now: they are freed once this event is over.
+        wasm_bindgen_futures::spawn_local(async move {
+            drop(handle._on_message);
+            drop(handle._on_error);
+        });
     }
 }
 
-fn start() -> Result<WorkerHandle, AppError> {
+fn start(slot: &Slot) -> Result<WorkerHandle, AppError> {
     let options = WorkerOptions::new();
     options.set_type(WorkerType::Module);
     let worker = Worker::new_with_options("worker.js", &options)
         .map_err(|e| AppError::Worker(format!("the worker cannot start: {e:?}")))?;
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(on_reply);
-    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(on_worker_error);
+    // Weak: the slot owns these closures, which must not keep it alive.
+    let weak = Rc::downgrade(slot);
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e| {
+        if let Some(slot) = weak.upgrade() {
+            on_reply(&slot, e)
+        }
+    });
+    let weak = Rc::downgrade(slot);
+    let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |e| {
+        if let Some(slot) = weak.upgrade() {
+            on_worker_error(&slot, e)
+        }
+    });
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     Ok(WorkerHandle {
@@ -153,6 +187,15 @@ fn start() -> Result<WorkerHandle, AppError> {
 /// Sends `{id, kind, ...fields}` (the request's own fields, then its byte buffers under their names) with
 /// `transfer` moved, not copied, and waits for the reply.
 async fn request(request: &Request, buffers: &[(&str, JsValue)], transfer: &[&JsValue]) -> Reply {
+    request_on(&main_slot(), request, buffers, transfer).await
+}
+
+async fn request_on(
+    slot: &Slot,
+    request: &Request,
+    buffers: &[(&str, JsValue)],
+    transfer: &[&JsValue],
+) -> Reply {
     let message: Object = request
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| AppError::Worker(format!("the request cannot be sent: {e}")))?
@@ -161,11 +204,12 @@ async fn request(request: &Request, buffers: &[(&str, JsValue)], transfer: &[&Js
         let _ = Reflect::set(&message, &JsValue::from_str(k), v);
     }
     let (tx, rx) = oneshot::channel();
-    WORKER.with_borrow_mut(|slot| -> Result<(), AppError> {
-        if slot.is_none() {
-            *slot = Some(start()?);
+    {
+        let mut guard = slot.borrow_mut();
+        if guard.is_none() {
+            *guard = Some(start(slot)?);
         }
-        let Some(handle) = slot.as_mut() else {
+        let Some(handle) = guard.as_mut() else {
             return Err(AppError::Worker("the worker is not running".into()));
         };
         let id = handle.next_id;
@@ -177,8 +221,7 @@ async fn request(request: &Request, buffers: &[(&str, JsValue)], transfer: &[&Js
             .post_message_with_transfer(&message, &transfer)
             .map_err(|e| AppError::Worker(format!("the worker cannot be reached: {e:?}")))?;
         handle.pending.insert(id, tx);
-        Ok(())
-    })?;
+    }
     rx.await.unwrap_or_else(|_| {
         Err(AppError::Worker(
             "the worker stopped before answering".into(),
@@ -202,6 +245,14 @@ pub async fn decode_image(bytes: js_sys::ArrayBuffer) -> Result<DecodedImage, Ap
 }
 
 pub async fn load_model(manifest_json: &str, files: &ModelFiles) -> Result<ModelLoaded, AppError> {
+    load_model_on(&main_slot(), manifest_json, files).await
+}
+
+async fn load_model_on(
+    slot: &Slot,
+    manifest_json: &str,
+    files: &ModelFiles,
+) -> Result<ModelLoaded, AppError> {
     let mut fields = vec![
         ("encoder", files.encoder.clone().into()),
         ("decoder", files.decoder.clone().into()),
@@ -214,7 +265,10 @@ pub async fn load_model(manifest_json: &str, files: &ModelFiles) -> Result<Model
     let load = Request::LoadModel {
         manifest: manifest_json.to_owned(),
     };
-    typed(request(&load, &fields, &transfer).await?, "load_model")
+    typed(
+        request_on(slot, &load, &fields, &transfer).await?,
+        "load_model",
+    )
 }
 
 /// A model's files, integrity-checked: the encoder, the decoder, and the decoder for prompts with a box
@@ -297,4 +351,72 @@ pub async fn run_metrics(
         score,
     };
     typed(request(&r, &[], &[]).await?, "run_metrics")
+}
+
+/// Every object of an embedded image (automatic mode), in the app's own worker.
+pub async fn segment_all(
+    handle: u32,
+    settings: &PrelabelSettings,
+) -> Result<SegmentedAll, AppError> {
+    let r = Request::SegmentAll {
+        handle,
+        settings: *settings,
+    };
+    typed(request(&r, &[], &[]).await?, "segment_all")
+}
+
+/// A worker of its own for batch work (pre-labeling), beside the app's worker so that suggestions on
+/// the open image stay quick; stopped when dropped.
+pub struct PoolWorker {
+    slot: Slot,
+}
+
+impl PoolWorker {
+    pub fn start() -> Result<PoolWorker, AppError> {
+        let slot: Slot = Rc::new(RefCell::new(None));
+        let handle = start(&slot)?;
+        *slot.borrow_mut() = Some(handle);
+        Ok(PoolWorker { slot })
+    }
+
+    /// Loads a model into this worker; `files` are transferred, so each worker needs its own copy.
+    pub async fn load_model(
+        &self,
+        manifest_json: &str,
+        files: &ModelFiles,
+    ) -> Result<ModelLoaded, AppError> {
+        load_model_on(&self.slot, manifest_json, files).await
+    }
+
+    /// Encodes an image file and finds every object in it; nothing is kept in the worker after.
+    pub async fn prelabel(
+        &self,
+        image_bytes: js_sys::ArrayBuffer,
+        settings: &PrelabelSettings,
+    ) -> Result<SegmentedAll, AppError> {
+        let r = Request::Prelabel {
+            settings: *settings,
+        };
+        typed(
+            request_on(
+                &self.slot,
+                &r,
+                &[(BYTES_FIELD, image_bytes.clone().into())],
+                &[&image_bytes],
+            )
+            .await?,
+            "prelabel",
+        )
+    }
+
+    /// Stops the worker now (a cancelled run): what it was doing fails as cancelled.
+    pub fn stop(&self) {
+        stop(&self.slot, || AppError::Cancelled);
+    }
+}
+
+impl Drop for PoolWorker {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -55,6 +55,7 @@ fn square(asset: &str, id: &str, x0: f64) -> lamina_core::labels::Instance {
         author: Some("tester".into()),
         created: format!("t{x0}"),
         updated: format!("t{x0}"),
+        score: None,
     };
     instance_from_mask(id.into(), asset.into(), "neoplastic".into(), &m, prov)
 }

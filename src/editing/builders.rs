@@ -93,7 +93,8 @@ pub fn reclass_selected(state: AppState, class_id: String) {
     if inst.class_id == class_id {
         return;
     }
-    let mut changed = inst.clone();
+    // Re-classing a pre-label is a person's judgement of it: it is theirs from then on.
+    let mut changed = lamina_core::prelabel::accepted(&inst, None, &now());
     changed.class_id = class_id;
     changed.provenance.updated = now();
     spawn_local(commit(

@@ -3,6 +3,7 @@
 //! from gestures in [`builders`]; a change in a synced batch schedules a push ([`push`]).
 
 pub mod builders;
+pub mod prelabel;
 pub mod push;
 pub mod review;
 
@@ -45,6 +46,7 @@ pub fn new_instance(
         author: (!author.is_empty()).then_some(author),
         created: t.clone(),
         updated: t,
+        score: None,
     };
     Some(lamina_core::edit::instance_from_mask(
         new_id(),

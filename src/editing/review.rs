@@ -38,7 +38,7 @@ pub fn current_view(state: AppState) -> Option<StageView> {
 }
 
 /// The name review events are signed with: the user's name, else their name in the synced batch.
-fn signer(state: AppState) -> Result<String, AppError> {
+pub(crate) fn signer(state: AppState) -> Result<String, AppError> {
     let name = state.author.get_untracked();
     if !name.trim().is_empty() {
         return Ok(name.trim().to_owned());
@@ -139,6 +139,46 @@ pub async fn submit(state: AppState) -> Result<(), AppError> {
         },
     );
     store_review(state, record, vec![submit], LabelStatus::Submitted).await
+}
+
+/// Hands in an image that may not be open (a pre-label run sending its images straight to review),
+/// from what storage holds; the open image's panels follow if it is the one.
+pub(crate) async fn submit_stored(
+    state: AppState,
+    mut record: AssetRecord,
+    author: &str,
+) -> Result<AssetRecord, AppError> {
+    let db = store::shared()?;
+    let instances = db.instances(&record.asset.id).await?;
+    let mut events = db.review_events(&record.asset.id).await?;
+    let view = stage_view(record.asset.status, &instances, &events);
+    let submit = event(
+        &record,
+        author,
+        EventKind::Submit {
+            labels: review::labels_digest(&instances),
+            replaces: view.heads,
+        },
+    );
+    let status_changed = record.asset.status != LabelStatus::Submitted;
+    record.asset.status = LabelStatus::Submitted;
+    events.push(submit.clone());
+    restage(&mut record, &instances, &events);
+    let outbox = status_changed
+        .then(|| state.sync.outbox_entry(&record))
+        .flatten();
+    let records = vec![ReviewRecord::new(&record.project_id, submit, false)];
+    db.record_review(&record, &records, outbox.as_ref()).await?;
+    if state
+        .current_record_now()
+        .is_some_and(|r| r.asset.id == record.asset.id)
+    {
+        state.review.events.set(events);
+    }
+    tabs::announce_change(&record.project_id);
+    state.replace_record(record.clone());
+    push::schedule_push(state, PUSH_AFTER_EDIT_MS);
+    Ok(record)
 }
 
 fn current_view_now(state: AppState, record: &AssetRecord) -> StageView {

@@ -9,6 +9,7 @@ pub mod import;
 pub mod interop;
 pub mod model;
 pub mod navigate;
+pub mod prelabel;
 pub mod review;
 pub mod review_pull;
 pub mod runs;

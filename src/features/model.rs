@@ -52,7 +52,7 @@ where
 }
 
 /// The files a manifest names, in load order: the encoder, the decoder, and the box decoder if any.
-fn files_of(manifest: &ModelManifest) -> Vec<(String, String)> {
+pub(crate) fn files_of(manifest: &ModelManifest) -> Vec<(String, String)> {
     let mut files = vec![
         (
             manifest.encoder.file.clone(),
@@ -91,10 +91,16 @@ async fn load_into_worker(
         .model
         .set(ModelStatus::Loading("preparing the model".into()));
     match worker_client::load_model(&manifest_text, &files).await {
-        Ok(ModelLoaded { key, id, .. }) => {
-            state
-                .model
-                .set(ModelStatus::Ready(LoadedModelInfo { key, id, source }));
+        Ok(ModelLoaded {
+            key, id, family, ..
+        }) => {
+            state.model.set(ModelStatus::Ready(LoadedModelInfo {
+                key,
+                id,
+                family,
+                source,
+                manifest: manifest_text,
+            }));
             state.handles.update_value(HashMap::clear);
             // Embeddings of the previous model no longer apply.
             state.embedding.set(EmbeddingStatus::None);
@@ -221,7 +227,7 @@ fn cache_key(model_key: &str, record: &AssetRecord) -> String {
 }
 
 /// An embedding handle for `record`: in the worker already, from the IndexedDB cache, or encoded now.
-async fn embed(
+pub(crate) async fn embed(
     state: AppState,
     record: &AssetRecord,
     model_key: &str,
@@ -335,5 +341,30 @@ pub async fn ensure_embeddings(state: AppState) {
                 next.asset.name
             )));
         }
+    }
+}
+
+/// The loaded model's files again, from the IndexedDB cache, for another worker (a pre-label run's).
+pub async fn cached_files(manifest_text: &str) -> Result<ModelFiles, AppError> {
+    let manifest =
+        ModelManifest::parse(manifest_text).map_err(|e| AppError::invalid(e.to_string()))?;
+    let store = store::shared()?;
+    let mut buffers = Vec::new();
+    for (name, sha) in files_of(&manifest) {
+        let bytes = store.model_file(&sha).await?.ok_or_else(|| {
+            AppError::invalid(format!(
+                "the model file {name} is not in this browser's cache (storage may be full); load the model again"
+            ))
+        })?;
+        buffers.push(bytes);
+    }
+    let mut buffers = buffers.into_iter();
+    match (buffers.next(), buffers.next()) {
+        (Some(encoder), Some(decoder)) => Ok(ModelFiles {
+            encoder,
+            decoder,
+            box_decoder: buffers.next(),
+        }),
+        _ => Err(AppError::invalid("the model's files were not all read")),
     }
 }

@@ -35,7 +35,9 @@ pub async fn open_project(state: AppState, id: String) {
                 .unwrap_or_default();
             state.class_id.set(first_class);
             state.assets.set(records);
+            state.prelabel.checked.set(Default::default());
             open_asset(state, 0).await;
+            super::prelabel::load_interrupted(state, &id).await;
             leptos::task::spawn_local(sync::on_project_opened(state, id));
         }
         Err(e) => state.fail("The project could not be opened", &e),

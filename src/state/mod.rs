@@ -4,6 +4,7 @@
 
 pub mod interop;
 pub mod model;
+pub mod prelabel;
 pub mod review;
 pub mod runs;
 pub mod suggest;
@@ -21,6 +22,7 @@ use crate::error::AppError;
 use crate::store::AssetRecord;
 use interop::InteropState;
 use model::{EmbeddingStatus, ModelStatus};
+use prelabel::PrelabelState;
 use review::ReviewState;
 use runs::RunsState;
 use suggest::SuggestState;
@@ -65,6 +67,7 @@ pub struct AppState {
     pub runs: RunsState,
     pub review: ReviewState,
     pub interop: InteropState,
+    pub prelabel: PrelabelState,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ impl AppState {
             runs: RunsState::new(),
             review: ReviewState::new(),
             interop: InteropState::new(),
+            prelabel: PrelabelState::new(),
         }
     }
 

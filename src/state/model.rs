@@ -12,7 +12,11 @@ pub enum ModelStatus {
 pub struct LoadedModelInfo {
     pub key: String,
     pub id: String,
+    pub family: String,
     pub source: String,
+    /// Its `manifest.json`, for the workers of a pre-label run, which load the model again (its files
+    /// come from the IndexedDB cache).
+    pub manifest: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -4,6 +4,7 @@
 mod interop_panel;
 mod labeler;
 mod panels;
+mod prelabel_panel;
 mod review;
 mod run_metrics;
 mod runs;
@@ -265,6 +266,8 @@ fn Header(state: AppState) -> impl IntoView {
                 <button on:click=move |_| spawn_local(interop::export(state, InteropExport::QuPath)) data-testid="export-qupath" title="One GeoJSON file per image, zipped">"QuPath"</button>
                 <button on:click=move |_| spawn_local(interop::export(state, InteropExport::LabelStudio)) data-testid="export-labelstudio">"Label Studio"</button>
             </span>
+            <button data-testid="prelabel-open" title="Run the model over images and start labeling from its predictions"
+                on:click=move |_| crate::features::prelabel::open(state)>"Pre-label…"</button>
             <input class="author" placeholder="your name" title="Written into each label's provenance"
                 prop:value=move || state.author.get()
                 on:change=move |ev| spawn_local(editing::set_author(state, event_target_value(&ev)))/>
@@ -320,6 +323,7 @@ pub fn App() -> impl IntoView {
         <div class="app" on:dragover=|ev: DragEvent| ev.prevent_default() on:drop=move |ev| on_drop(state, ev)>
             <Header state/>
             <interop_panel::ImportPlanPanel state/>
+            <prelabel_panel::PrelabelPanel state/>
             <main class:hidden=move || state.runs.page.get() != Page::Label>
                 <ImageList state/>
                 <Labeler state/>
@@ -327,6 +331,7 @@ pub fn App() -> impl IntoView {
                     <ToolBar state/>
                     <OntologyEditor state/>
                     <SelectionPanel state/>
+                    <prelabel_panel::PendingPrelabels state/>
                     <ModelPanel state/>
                     <review::ReviewPanel state/>
                     <sync_panel::SyncPanel state/>

@@ -39,12 +39,24 @@ pub fn ImageList(state: AppState) -> impl IntoView {
                     .unwrap_or("")
                     .to_owned();
                 let stage = r.asset.stage;
+                let id = r.asset.id.clone();
+                let checked = state.prelabel.checked.with(|c| c.contains(&id));
                 view! {
                     <li
                         class:current=i == current
                         data-testid="image-row"
                         on:click=move |_| spawn_local(navigate::open_asset(state, i))
                     >
+                        <input type="checkbox" data-testid="image-check" title="Check for a pre-label run"
+                            prop:checked=checked
+                            on:click=|ev| ev.stop_propagation()
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                let id = id.clone();
+                                state.prelabel.checked.update(|c| {
+                                    if on { c.insert(id); } else { c.remove(&id); }
+                                });
+                            }/>
                         <span class="name">{r.asset.name.clone()}</span>
                         <span class="meta">{organ}</span>
                         <span class=format!("badge {}", stage.key()) data-testid="row-stage">{stage.label()}</span>

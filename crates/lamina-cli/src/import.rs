@@ -235,6 +235,7 @@ fn import_item(args: &ImportArgs, raw: &Value, set: &str) -> Result<(Asset, Vec<
                 author: Some(author.clone()),
                 created: args.timestamp.clone(),
                 updated: args.timestamp.clone(),
+                score: None,
             },
             status: InstanceStatus::Approved,
         })

@@ -10,7 +10,7 @@
 //! The one exception is an accepted segment suggestion ([`add_suggestion`]): it takes only unlabeled
 //! pixels, because a model's spill-over must not eat a neighbour the user already accepted or fixed.
 
-use crate::labels::{Instance, Provenance};
+use crate::labels::{Instance, Provenance, Tool};
 use crate::mask::Mask;
 use crate::rle::{Rle, RleError};
 
@@ -228,8 +228,17 @@ pub fn paint_into(
     let mut edit = Edit::default();
     carve_others(instances, Some(target_id), stroke_image, updated, &mut edit)?;
     edit.removed.push(target.clone());
-    edit.added.push(reshaped(target, &m, updated));
+    edit.added.push(by_hand(reshaped(target, &m, updated)));
     Ok(edit)
+}
+
+/// A pending pre-label a person reshapes on purpose (brush or eraser on it, selected) is theirs from
+/// then on; one merely carved by paint elsewhere stays pending.
+fn by_hand(mut instance: Instance) -> Instance {
+    if instance.provenance.tool == Tool::PreLabel {
+        instance.provenance.tool = Tool::PreLabelAccepted;
+    }
+    instance
 }
 
 /// Erases `stroke_image` from `only_id` if given (a selected instance), else from every instance it
@@ -248,6 +257,9 @@ pub fn erase(
         .collect();
     // Erasing is carving with nothing kept.
     carve_others(&targets, None, stroke_image, updated, &mut edit)?;
+    if only_id.is_some() {
+        edit.added = edit.added.into_iter().map(by_hand).collect();
+    }
     Ok(edit)
 }
 
@@ -280,6 +292,7 @@ mod tests {
             author: None,
             created: "t0".into(),
             updated: "t0".into(),
+            score: None,
         }
     }
 
@@ -291,6 +304,23 @@ mod tests {
 
     fn inst(id: &str, m: &Mask) -> Instance {
         instance_from_mask(id.into(), "a".into(), "c".into(), m, prov())
+    }
+
+    #[test]
+    fn brushing_or_erasing_a_selected_pre_label_makes_it_a_persons_label() {
+        let mut pre = inst("pre", &rect(0.0, 0.0, 10.0, 10.0));
+        pre.provenance.tool = Tool::PreLabel;
+        let mut other = inst("other", &rect(20.0, 20.0, 30.0, 30.0));
+        other.provenance.tool = Tool::PreLabel;
+        let list = vec![pre, other];
+        let painted = paint_into(&list, "pre", &rect(10.0, 0.0, 12.0, 10.0), "t1").unwrap();
+        assert_eq!(painted.added[0].provenance.tool, Tool::PreLabelAccepted);
+        let erased = erase(&list, Some("pre"), &rect(0.0, 0.0, 2.0, 10.0), "t1").unwrap();
+        assert_eq!(erased.added[0].provenance.tool, Tool::PreLabelAccepted);
+        // Paint elsewhere that merely clips a pre-label leaves it for the labeler to judge.
+        let carved = add_instance(&list, inst("new", &rect(25.0, 25.0, 32.0, 32.0))).unwrap();
+        let other_after = carved.added.iter().find(|i| i.id == "other").unwrap();
+        assert_eq!(other_after.provenance.tool, Tool::PreLabel);
     }
 
     #[test]

@@ -139,8 +139,12 @@ pub enum Tool {
     SamBox,
     /// Imported from a mask set or another tool's export.
     Import,
-    /// Predicted by a model run over a batch.
+    /// Predicted by a model run over a batch, and not yet looked at: drawn apart, and replaced by the
+    /// next pre-label run of the image ([`crate::prelabel`]).
     PreLabel,
+    /// A pre-label a person accepted, reshaped or re-classed: a label like any other from then on,
+    /// keeping the model id and score it came with.
+    PreLabelAccepted,
 }
 
 /// A prompt in image pixels, kept so a suggestion can be reproduced.
@@ -163,6 +167,9 @@ pub struct Provenance {
     pub author: Option<String>,
     pub created: Timestamp,
     pub updated: Timestamp,
+    /// The model's confidence (its predicted IoU for SAM-family models), for pre-labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
 }
 
 /// Review state of one instance (the review workflow fills in the last two).

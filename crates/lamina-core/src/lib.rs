@@ -18,6 +18,7 @@ pub mod mask;
 pub mod model_manifest;
 pub mod overlay;
 pub mod polygon;
+pub mod prelabel;
 pub mod review;
 pub mod rle;
 pub mod shortcuts;

@@ -3,12 +3,17 @@
 //! The labeling view draws this with a single `putImageData`, so 500 nuclei cost one canvas, not 500 DOM
 //! nodes, and zoom/pan is a CSS transform that redraws nothing.
 
-use crate::labels::{parse_hex_color, Instance};
+use crate::labels::{parse_hex_color, Instance, Tool};
 use crate::rle::{Rle, RleError};
 
 const FILL_ALPHA: u8 = 80;
 const SELECTED_FILL_ALPHA: u8 = 150;
 const EDGE_ALPHA: u8 = 235;
+/// A pre-label nobody has looked at yet is drawn apart: a faint fill and a dashed outline, so a labeler
+/// sees at once what a model proposed and what a person made.
+const PRELABEL_FILL_ALPHA: u8 = 28;
+/// Dash period along the outline, image pixels (on for the first half).
+const PRELABEL_DASH: usize = 4;
 
 /// `colour_of(instance)` gives each instance its class colour as `#rrggbb` (unknown → grey).
 pub fn compose_overlay_rgba<'a>(
@@ -100,6 +105,10 @@ pub fn compose_overlay_region_rgba<'a>(
                 .unwrap_or((160, 160, 160))
         })
         .collect();
+    let pending: Vec<bool> = instances
+        .iter()
+        .map(|i| i.provenance.tool == Tool::PreLabel)
+        .collect();
     let selected = selected_id.and_then(|id| instances.iter().position(|i| i.id == id));
     let label_at = |x: usize, y: usize| labels[(y - ey) * ew + (x - ex)];
     let mut rgba = vec![0u8; rw * rh * 4];
@@ -125,11 +134,17 @@ pub fn compose_overlay_region_rgba<'a>(
             } else {
                 colours[k]
             };
-            let alpha = match (edge, is_selected) {
-                (true, _) => EDGE_ALPHA,
-                (false, true) => SELECTED_FILL_ALPHA,
-                (false, false) => FILL_ALPHA,
+            let alpha = match (edge, is_selected, pending[k]) {
+                (true, true, _) => EDGE_ALPHA,
+                (true, false, true) if (x + y) % PRELABEL_DASH >= PRELABEL_DASH / 2 => 0,
+                (true, _, _) => EDGE_ALPHA,
+                (false, true, _) => SELECTED_FILL_ALPHA,
+                (false, false, true) => PRELABEL_FILL_ALPHA,
+                (false, false, false) => FILL_ALPHA,
             };
+            if alpha == 0 {
+                continue;
+            }
             rgba[((y - ry) * rw + (x - rx)) * 4..][..4].copy_from_slice(&[r, g, b, alpha]);
         }
     }
@@ -204,6 +219,7 @@ mod tests {
             author: None,
             created: String::new(),
             updated: String::new(),
+            score: None,
         };
         let inst = instance_from_mask("i".into(), "a".into(), "c".into(), &m, prov);
         let rgba = compose_overlay_rgba(8, 8, &[inst], |_| Some("#ff0000"), None).unwrap();
@@ -211,6 +227,27 @@ mod tests {
         assert_eq!(px(0, 0), [0, 0, 0, 0]);
         assert_eq!(px(2, 2), [255, 0, 0, EDGE_ALPHA]);
         assert_eq!(px(3, 3), [255, 0, 0, FILL_ALPHA]);
+    }
+
+    #[test]
+    fn a_pending_pre_label_is_faint_with_a_dashed_outline_until_accepted() {
+        let mut m = Mask::new(12, 12);
+        m.fill_rect(2.0, 2.0, 10.0, 10.0, true);
+        let mut pre = inst("p", &m, "c");
+        pre.provenance.tool = Tool::PreLabel;
+        let rgba = compose_overlay_rgba(12, 12, &[pre.clone()], |_| Some("#00ff00"), None).unwrap();
+        let alpha = |x: usize, y: usize| rgba[(y * 12 + x) * 4 + 3];
+        assert_eq!(alpha(5, 5), PRELABEL_FILL_ALPHA);
+        let top_edge: Vec<u8> = (2..10).map(|x| alpha(x, 2)).collect();
+        assert!(
+            top_edge.contains(&EDGE_ALPHA) && top_edge.contains(&0),
+            "{top_edge:?}"
+        );
+        pre.provenance.tool = Tool::PreLabelAccepted;
+        let rgba = compose_overlay_rgba(12, 12, &[pre], |_| Some("#00ff00"), None).unwrap();
+        let alpha = |x: usize, y: usize| rgba[(y * 12 + x) * 4 + 3];
+        assert_eq!(alpha(5, 5), FILL_ALPHA);
+        assert!((2..10).all(|x| alpha(x, 2) == EDGE_ALPHA));
     }
 
     fn inst(id: &str, m: &Mask, class: &str) -> Instance {
@@ -221,6 +258,7 @@ mod tests {
             author: None,
             created: String::new(),
             updated: String::new(),
+            score: None,
         };
         instance_from_mask(id.into(), "a".into(), class.into(), m, prov)
     }

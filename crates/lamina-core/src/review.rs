@@ -775,6 +775,7 @@ mod tests {
                 author: None,
                 created: t.into(),
                 updated: t.into(),
+                score: None,
             },
             status: Default::default(),
         };

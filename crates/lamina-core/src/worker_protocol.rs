@@ -16,6 +16,8 @@
 //! | `restore`    | `f16`, `width`, `height`                  | [`Restored`]    | |
 //! | `segment`    | `handle`, `prompts`: [`SegmentRequest`]   | [`Segmented`]   | |
 //! | `profile`    | `handle`, `prompts`, `runs`               | per-node times  | |
+//! | `segment_all`| `handle`, `settings`: [`PrelabelSettings`] | [`SegmentedAll`] | |
+//! | `prelabel`   | `bytes`, `settings`                       | [`SegmentedAll`] | |
 //! | `drop`       | `handle`                                  | `{}`            | |
 //! | `read_predictions` | `truth`, `file_name`, `drop_unmapped`, `bytes` | [`PredictionsRead`] | |
 //! | `run_metrics`| `truth`, `predictions`, `split?`, `iou`, `score` | [`MetricsComputed`] | |
@@ -25,6 +27,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::prelabel::PrelabelSettings;
 use crate::rle::CompressedRle;
 pub use crate::suggest::SegmentRequest;
 
@@ -55,6 +58,16 @@ pub enum Request {
     },
     Drop {
         handle: u32,
+    },
+    /// Every object of an embedded image, no prompts (automatic mode, `lamina_sam::auto`).
+    SegmentAll {
+        handle: u32,
+        settings: PrelabelSettings,
+    },
+    /// An image file encoded and segmented whole in one request, its embedding freed after: the batch
+    /// path of pre-labeling, which needs no embedding kept or sent back. Bytes under [`BYTES_FIELD`].
+    Prelabel {
+        settings: PrelabelSettings,
     },
     /// A model's predictions file read against a run's labels (`lamina_runs::predictions`); the file's
     /// bytes go under [`BYTES_FIELD`].
@@ -169,6 +182,28 @@ pub struct Segmented {
     pub best: u32,
     pub ious: Vec<f32>,
     pub decode_ms: f64,
+}
+
+/// One object found by automatic mode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FoundInstance {
+    /// In image pixels.
+    pub rle: CompressedRle,
+    pub area: u64,
+    /// `[x, y, w, h]` in image pixels.
+    pub bbox: [u32; 4],
+    /// The model's predicted IoU.
+    pub score: f32,
+}
+
+/// Every object of an image, none sharing a pixel, best first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegmentedAll {
+    pub instances: Vec<FoundInstance>,
+    /// Seeds decoded (each a click the model answered).
+    pub seeds: u32,
+    /// Time in the worker: encode (for `prelabel`) and every decode.
+    pub ms: f64,
 }
 
 /// A failed request, as the worker answers it.

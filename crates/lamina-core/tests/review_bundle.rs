@@ -56,6 +56,7 @@ fn reviewed() -> Bundle {
             author: Some("lab".into()),
             created: "2026-12-01T10:00:00Z".into(),
             updated: "2026-12-01T10:00:00Z".into(),
+            score: None,
         };
         b.instances.push(instance_from_mask(
             format!("{id}/1"),

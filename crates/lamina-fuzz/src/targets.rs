@@ -369,6 +369,7 @@ fn labels(image: &str, code: u8) -> Vec<Instance> {
                 author: None,
                 created: String::new(),
                 updated: String::new(),
+                score: None,
             },
             status: InstanceStatus::default(),
         })

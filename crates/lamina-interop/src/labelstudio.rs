@@ -716,6 +716,7 @@ mod tests {
                 author: None,
                 created: "2024-01-01T00:00:00Z".into(),
                 updated: "2024-01-01T00:00:00Z".into(),
+                score: None,
             },
             status: Default::default(),
         }

@@ -445,6 +445,7 @@ fn to_instance(p: &PlannedInstance, asset_id: &str, origin: &Origin, id: String)
             author: Some(origin.author.to_owned()),
             created: origin.timestamp.to_owned(),
             updated: origin.timestamp.to_owned(),
+            score: None,
         },
         status: InstanceStatus::Draft,
     }

@@ -9,6 +9,7 @@
 //! pixels already taken, so no two instances share a pixel.
 
 use lamina_core::mask::Mask;
+use lamina_core::prelabel::{PrelabelSettings, NUCLEI_FAMILY};
 
 use crate::engine::{Embedding, Prompts, SamEngine, SamError};
 
@@ -39,26 +40,32 @@ pub struct AutoOptions {
 impl AutoOptions {
     /// Settings measured on nuinsseg-dev for the nuclei models; SAM's own defaults otherwise.
     pub fn for_family(family: &str) -> AutoOptions {
-        if family == "lamina-nuclei" {
+        AutoOptions::with_settings(family, &PrelabelSettings::for_family(family))
+    }
+
+    /// The family's seeding with a user's thresholds (`lamina predict`'s flags, the app's run form).
+    pub fn with_settings(family: &str, settings: &PrelabelSettings) -> AutoOptions {
+        let base = AutoOptions {
+            min_score: settings.min_score,
+            nms_iou: settings.nms_iou,
+            min_area: settings.min_area,
+            min_stability: 0.0,
+            grid: 0,
+            min_votes: 0.0,
+        };
+        if family == NUCLEI_FAMILY {
             // Chosen on nuinsseg-dev (BENCHMARKS.md, "Automatic mode"): F1 at IoU 0.5 peaks between
             // predicted IoU 0.3 and 0.5; fewer votes per seed changes little (the masks, not the
             // seeds, limit recall).
             AutoOptions {
-                min_score: 0.4,
-                min_stability: 0.0,
-                nms_iou: 0.5,
-                min_area: 20,
-                grid: 0,
                 min_votes: 2.0,
+                ..base
             }
         } else {
             AutoOptions {
-                min_score: 0.88,
                 min_stability: 0.95,
-                nms_iou: 0.7,
-                min_area: 20,
                 grid: 32,
-                min_votes: 0.0,
+                ..base
             }
         }
     }
@@ -69,6 +76,8 @@ impl AutoOptions {
 pub struct AutoInstance {
     pub mask_image: Mask,
     pub score: f32,
+    /// The model's class index (SAM-family models have one class, 0).
+    pub class: usize,
 }
 
 /// Seeds in image pixels: vote peaks for nuclei models, the point grid otherwise; seeds closer than
@@ -224,6 +233,7 @@ pub fn segment_all(
         found.push(AutoInstance {
             mask_image,
             score: best.iou_prediction,
+            class: 0,
         });
     }
     Ok(without_overlaps(found, options))
@@ -301,6 +311,7 @@ mod tests {
         AutoInstance {
             mask_image: m,
             score,
+            class: 0,
         }
     }
 

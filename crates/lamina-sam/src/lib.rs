@@ -7,7 +7,8 @@
 //!   is `input_size`, then padded at the bottom and right; for a model with `windows`, one window of the
 //!   image at its own scale (`transform::window_layout`);
 //! - *low-res*: the decoder's mask logits grid (`low_res_mask_size`, 256 for SAM), covering the padded model
-//!   input.
+//!   input;
+//! - *input* ([`yolo`]): pixels of a YOLO-seg model's square input, the image letterboxed into it.
 
 pub mod auto;
 pub mod engine;
@@ -15,6 +16,7 @@ pub use lamina_core::model_manifest as manifest;
 pub mod postprocess;
 pub mod preprocess;
 pub mod transform;
+pub mod yolo;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use engine::load_dir;

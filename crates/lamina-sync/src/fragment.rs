@@ -276,6 +276,7 @@ pub(crate) mod tests {
                 author: Some("alice".into()),
                 created: "2026-11-27T00:00:00Z".into(),
                 updated: "2026-11-27T00:00:00Z".into(),
+                score: None,
             },
             status: Default::default(),
         }

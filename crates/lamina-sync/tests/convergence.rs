@@ -62,6 +62,7 @@ fn labels(image: &str, content: u8) -> Vec<Instance> {
                 author: None,
                 created: "t".into(),
                 updated: "t".into(),
+                score: None,
             },
             status: Default::default(),
         })

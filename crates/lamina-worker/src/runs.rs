@@ -147,6 +147,7 @@ mod tests {
                 author: None,
                 created: "t".into(),
                 updated: "t".into(),
+                score: None,
             },
             status: InstanceStatus::default(),
         });

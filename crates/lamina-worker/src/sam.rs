@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use js_sys::{Object, Reflect, Uint8Array};
 use lamina_core::rle::Rle;
 use lamina_core::worker_protocol::{
-    EncodeStarted, Encoded, ModelLoaded, SegmentRequest, Segmented, F16_FIELD,
+    EncodeStarted, Encoded, FoundInstance, ModelLoaded, PrelabelSettings, SegmentRequest,
+    Segmented, SegmentedAll, F16_FIELD,
 };
+use lamina_sam::auto::{self, AutoOptions};
 use lamina_sam::{
     DecoderVariant, Embedding, ModelFromImage, ModelManifest, Prompts, SamEngine, WindowEmbedding,
 };
@@ -190,10 +192,10 @@ pub fn encode_step(session: u32) -> Result<bool, JsError> {
     })
 }
 
-/// Finishes a session: a handle, the encoder time, the number of windows, and the embedding as f16 bytes
-/// for the cache.
+/// Finishes a session: a handle, the encoder time, the number of windows, and (`with_f16`) the embedding
+/// as f16 bytes for the cache; a batch run that only segments the image once skips that copy.
 #[wasm_bindgen]
-pub fn encode_end(session: u32) -> Result<JsValue, JsError> {
+pub fn encode_end(session: u32, with_f16: bool) -> Result<JsValue, JsError> {
     WORKER.with_borrow_mut(|w| {
         let job = w
             .encoding
@@ -212,7 +214,7 @@ pub fn encode_end(session: u32) -> Result<JsValue, JsError> {
             shape,
             windows: job.windows,
         };
-        let f16 = Uint8Array::from(embedding.to_f16_bytes().as_slice());
+        let f16 = with_f16.then(|| Uint8Array::from(embedding.to_f16_bytes().as_slice()));
         let windows = embedding.windows.len() as u32;
         let shape = embedding.shape;
         let handle = hold(w, embedding);
@@ -222,7 +224,9 @@ pub fn encode_end(session: u32) -> Result<JsValue, JsError> {
             windows,
             shape,
         })?;
-        set(&out, F16_FIELD, f16);
+        if let Some(f16) = f16 {
+            set(&out, F16_FIELD, f16);
+        }
         Ok(out.into())
     })
 }
@@ -343,6 +347,48 @@ pub fn profile_decode(handle: u32, prompts_json: &str, runs: u32) -> Result<JsVa
             .profile_decode(&held.embedding, &prompts, runs as usize, &precise_now_ms)
             .map_err(err)?;
         serde_wasm_bindgen::to_value(&rows).map_err(err)
+    })
+}
+
+/// Every object of an embedded image (automatic mode with the user's thresholds), none sharing a pixel.
+#[wasm_bindgen]
+pub fn segment_all(handle: u32, settings_json: &str) -> Result<JsValue, JsError> {
+    let settings: PrelabelSettings = serde_json::from_str(settings_json)
+        .map_err(|e| JsError::new(&format!("bad pre-label settings: {e}")))?;
+    settings.validate().map_err(|e| JsError::new(&e))?;
+    WORKER.with_borrow(|w| {
+        let engine = w
+            .engine
+            .as_ref()
+            .ok_or_else(|| JsError::new("no model is loaded"))?;
+        let held = w
+            .held
+            .iter()
+            .find(|h| h.handle == handle)
+            .ok_or_else(|| JsError::new("that embedding is no longer in the worker"))?;
+        let options = AutoOptions::with_settings(&engine.manifest.family, &settings);
+        let start = now_ms();
+        let mut seeds = 0;
+        let found = auto::segment_all(engine, &held.embedding, &options, |_, total| seeds = total)
+            .map_err(err)?;
+        let instances = found
+            .iter()
+            .map(|f| {
+                let rle = Rle::from_mask(&f.mask_image);
+                FoundInstance {
+                    area: rle.area(),
+                    bbox: rle.bbox(),
+                    rle: rle.compress(),
+                    score: f.score,
+                }
+            })
+            .collect();
+        let reply = to_reply(&SegmentedAll {
+            instances,
+            seeds: seeds as u32,
+            ms: now_ms() - start,
+        })?;
+        Ok(reply.into())
     })
 }
 
