@@ -20,6 +20,8 @@
 //              (automatic mode: every object, no prompts; none share a pixel)
 //   prelabel   {bytes, settings}            -> the same, for an image file encoded here and freed after
 //              (the batch path of pre-labeling: no embedding is kept or sent back)
+//   load_yolo  {file_name, bytes}           -> {classes, input, load_ms}   (a user's YOLO-seg export)
+//   prelabel_yolo {bytes, settings}         -> as prelabel, each instance with its class index
 //   drop       {handle}                     -> {}
 //   read_predictions {truth, file_name, drop_unmapped, bytes} -> {predictions, summary, count, ms}
 //   run_metrics {truth, predictions, split?, iou, score}      -> {report, ms}
@@ -62,6 +64,11 @@ function run(data) {
         return reply(id, wasm.segment_all(data.handle, JSON.stringify(data.settings)));
       case 'prelabel':
         return prelabel(data);
+      case 'load_yolo':
+        self.postMessage({ event: 'progress', id, stage: 'loading model' });
+        return reply(id, wasm.load_yolo(data.file_name, new Uint8Array(data.bytes)));
+      case 'prelabel_yolo':
+        return reply(id, wasm.prelabel_yolo(new Uint8Array(data.bytes), JSON.stringify(data.settings)));
       case 'profile':
         return reply(id, wasm.profile_decode(data.handle, JSON.stringify(data.prompts), data.runs));
       case 'read_predictions':

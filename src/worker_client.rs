@@ -11,7 +11,7 @@ use futures_channel::oneshot;
 use js_sys::{Object, Reflect, Uint8Array};
 use lamina_core::worker_protocol::{
     Encoded, Failure, Inspected, MetricsComputed, ModelLoaded, PredictionsRead, PrelabelSettings,
-    Progress, Request, Restored, SegmentRequest, Segmented, SegmentedAll, BYTES_FIELD,
+    Progress, Request, Restored, SegmentRequest, Segmented, SegmentedAll, YoloLoaded, BYTES_FIELD,
     DISPLAY_FIELD, F16_FIELD,
 };
 use serde::de::DeserializeOwned;
@@ -406,6 +406,48 @@ impl PoolWorker {
             )
             .await?,
             "prelabel",
+        )
+    }
+
+    /// Loads a user's YOLO-seg export (its bytes are transferred); refused with what does not fit.
+    pub async fn load_yolo(
+        &self,
+        file_name: &str,
+        onnx: js_sys::ArrayBuffer,
+    ) -> Result<YoloLoaded, AppError> {
+        let r = Request::LoadYolo {
+            file_name: file_name.to_owned(),
+        };
+        typed(
+            request_on(
+                &self.slot,
+                &r,
+                &[(BYTES_FIELD, onnx.clone().into())],
+                &[&onnx],
+            )
+            .await?,
+            "load_yolo",
+        )
+    }
+
+    /// An image file through the loaded YOLO-seg model.
+    pub async fn prelabel_yolo(
+        &self,
+        image_bytes: js_sys::ArrayBuffer,
+        settings: &PrelabelSettings,
+    ) -> Result<SegmentedAll, AppError> {
+        let r = Request::PrelabelYolo {
+            settings: *settings,
+        };
+        typed(
+            request_on(
+                &self.slot,
+                &r,
+                &[(BYTES_FIELD, image_bytes.clone().into())],
+                &[&image_bytes],
+            )
+            .await?,
+            "prelabel_yolo",
         )
     }
 

@@ -95,3 +95,22 @@ pub async fn decode_rgb(file: &web_sys::File) -> Result<(u32, u32, Vec<u8>), App
         .collect();
     Ok((width, height, rgb))
 }
+
+/// Hex SHA-256 of a buffer, by the browser's own digest (asynchronous, off the UI thread's wasm).
+pub async fn sha256_hex(bytes: &js_sys::ArrayBuffer) -> Result<String, AppError> {
+    let what = "hash the file";
+    let subtle = web_sys::window()
+        .ok_or_else(|| AppError::browser(what, "no window"))?
+        .crypto()
+        .map_err(|e| AppError::browser(what, js_text(e)))?
+        .subtle();
+    let digest = subtle
+        .digest_with_str_and_buffer_source("SHA-256", bytes)
+        .map_err(|e| AppError::browser(what, js_text(e)))?;
+    let digest: js_sys::ArrayBuffer = promise(digest, what).await?;
+    Ok(js_sys::Uint8Array::new(&digest)
+        .to_vec()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}

@@ -27,13 +27,14 @@ fn open_for_prelabels(stage: Stage) -> bool {
     matches!(stage, Stage::ToLabel | Stage::Rework)
 }
 
-/// Stores what the model found on one image as pending pre-labels of the job's class, replacing the
+/// Stores what the model found on one image as pending pre-labels, each of the project class its model
+/// class maps to (`targets`, by model class index; ignored classes are left out), replacing the
 /// image's earlier pending ones and leaving every label a person made as it is; then moves the image
 /// to the job's stage. `signer` signs the submit when that stage is review.
 pub async fn store_found(
     state: AppState,
     job: &PrelabelJob,
-    class_id: &str,
+    targets: &[Option<String>],
     asset_id: &str,
     found: Vec<FoundInstance>,
     signer: Option<&str>,
@@ -54,6 +55,9 @@ pub async fn store_found(
     let t = now();
     let mut instances = Vec::with_capacity(found.len());
     for f in found {
+        let Some(Some(class_id)) = targets.get(f.class as usize) else {
+            continue;
+        };
         if f.rle.size != [height, width] {
             return Err(AppError::Worker(format!(
                 "the model answered a {}x{} mask for a {width}x{height} image",
@@ -63,7 +67,7 @@ pub async fn store_found(
         instances.push(Instance {
             id: new_id(),
             asset_id: asset_id.to_owned(),
-            class_id: class_id.to_owned(),
+            class_id: class_id.clone(),
             mask: f.rle,
             bbox: f.bbox,
             area: f.area,

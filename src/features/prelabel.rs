@@ -12,14 +12,14 @@ use lamina_core::review::Stage;
 use leptos::prelude::*;
 use wasm_bindgen::JsValue;
 
-use crate::browser::files::array_buffer;
+use crate::browser::files::{array_buffer, sha256_hex};
 use crate::browser::{new_id, now, now_ms};
 use crate::editing::prelabel::{store_found, Stored};
 use crate::editing::review::signer;
 use crate::error::AppError;
 use crate::features::{batch_images, model};
 use crate::state::model::{LoadedModelInfo, ModelStatus};
-use crate::state::prelabel::{PreviewImage, RunView, Scope};
+use crate::state::prelabel::{PreviewImage, RunView, Scope, YoloChoice};
 use crate::state::AppState;
 use crate::store;
 use crate::store::AssetRecord;
@@ -53,24 +53,130 @@ fn ready_model(state: AppState) -> Result<LoadedModelInfo, AppError> {
     }
 }
 
-/// The classes the loaded model predicts (tracked, for the mapping form).
+/// The model a run uses: the loaded segment model in automatic mode, or a user's YOLO-seg file.
+#[derive(Clone)]
+enum RunModel {
+    Sam(LoadedModelInfo),
+    Yolo(YoloChoice),
+}
+
+impl RunModel {
+    fn key(&self) -> String {
+        match self {
+            RunModel::Sam(m) => m.key.clone(),
+            RunModel::Yolo(y) => prelabel::yolo_key(&y.sha256),
+        }
+    }
+
+    fn id(&self) -> String {
+        match self {
+            RunModel::Sam(m) => m.id.clone(),
+            RunModel::Yolo(y) => y.file_name.clone(),
+        }
+    }
+
+    fn classes(&self) -> Vec<String> {
+        match self {
+            RunModel::Sam(m) => prelabel::model_classes(&m.family),
+            RunModel::Yolo(y) => y.classes.clone(),
+        }
+    }
+
+    fn family(&self) -> String {
+        match self {
+            RunModel::Sam(m) => m.family.clone(),
+            RunModel::Yolo(_) => prelabel::YOLO_FAMILY.into(),
+        }
+    }
+}
+
+/// The classes of the model the form will run (tracked, for the mapping form).
 pub fn model_classes(state: AppState) -> Vec<String> {
+    if let Some(y) = state.prelabel.yolo.get() {
+        return y.classes;
+    }
     match state.model.get() {
         ModelStatus::Ready(m) => prelabel::model_classes(&m.family),
         _ => Vec::new(),
     }
 }
 
-/// Opens the run form, with the loaded model's measured settings unless the user set some.
+/// Opens the run form, with the model's measured settings unless the user set some.
 pub fn open(state: AppState) {
     let ui = state.prelabel;
     if ui.settings.get_untracked().is_none() {
-        if let Ok(m) = ready_model(state) {
+        if let Ok(m) = chosen_model(state) {
             ui.settings
-                .set(Some(PrelabelSettings::for_family(&m.family)));
+                .set(Some(PrelabelSettings::for_family(&m.family())));
         }
     }
     ui.open.set(true);
+}
+
+/// The model the form runs now.
+fn chosen_model(state: AppState) -> Result<RunModel, AppError> {
+    match state.prelabel.yolo.get_untracked() {
+        Some(y) => Ok(RunModel::Yolo(y)),
+        None => ready_model(state).map(RunModel::Sam),
+    }
+}
+
+/// A model's choice changed: its classes and measured settings replace the old ones.
+fn reset_form(state: AppState, family: &str) {
+    clear_preview(state);
+    state.prelabel.mapping.set(Default::default());
+    state
+        .prelabel
+        .settings
+        .set(Some(PrelabelSettings::for_family(family)));
+}
+
+/// Takes a user's YOLO-seg ONNX file for the runs: checked by loading it in a worker (a file that is not
+/// a YOLO-seg export is refused, naming what does not fit), and kept in the model cache by its SHA-256
+/// so that a resumed run finds it.
+pub async fn pick_yolo(state: AppState, file: web_sys::File) {
+    let name = file.name();
+    let picked = async {
+        let bytes = array_buffer(&file, &name).await?;
+        let sha256 = sha256_hex(&bytes).await?;
+        // The worker takes its copy (transferred); the cache keeps this one.
+        let kept = bytes.slice(0);
+        state
+            .progress
+            .set(Some(format!("Checking {name} (loading it in a worker)…")));
+        let worker = PoolWorker::start()?;
+        let loaded = worker.load_yolo(&name, bytes).await?;
+        store::shared()?.put_model_file(&sha256, &kept).await?;
+        Ok::<_, AppError>(YoloChoice {
+            file_name: name.clone(),
+            sha256,
+            classes: loaded.classes,
+            input: loaded.input,
+        })
+    }
+    .await;
+    state.progress.set(None);
+    match picked {
+        Ok(choice) => {
+            reset_form(state, prelabel::YOLO_FAMILY);
+            state.info(format!(
+                "{} is a YOLO-seg model ({}×{} input, classes: {}); map its classes to run it",
+                choice.file_name,
+                choice.input,
+                choice.input,
+                choice.classes.join(", ")
+            ));
+            state.prelabel.yolo.set(Some(choice));
+        }
+        Err(e) => state.fail(&format!("{name} was not taken"), &e),
+    }
+}
+
+/// Back to the loaded segment model.
+pub fn use_segment_model(state: AppState) {
+    state.prelabel.yolo.set(None);
+    let family = ready_model(state).map(|m| m.family).unwrap_or_default();
+    reset_form(state, &family);
 }
 
 pub fn close(state: AppState) {
@@ -101,17 +207,17 @@ pub fn selection(state: AppState) -> Vec<String> {
     })
 }
 
-/// What a run needs before it starts: a model, valid settings, and every model class mapped. Returns
-/// the project class the model's instances go to.
-fn ready_to_run(state: AppState) -> Result<(LoadedModelInfo, PrelabelSettings, String), AppError> {
-    let model = ready_model(state)?;
+/// What a run needs before it starts: a model, valid settings, and every model class mapped, not all
+/// of them ignored.
+fn ready_to_run(state: AppState) -> Result<(RunModel, PrelabelSettings), AppError> {
+    let model = chosen_model(state)?;
     let settings = state
         .prelabel
         .settings
         .get_untracked()
-        .unwrap_or_else(|| PrelabelSettings::for_family(&model.family));
+        .unwrap_or_else(|| PrelabelSettings::for_family(&model.family()));
     settings.validate().map_err(AppError::invalid)?;
-    let classes = prelabel::model_classes(&model.family);
+    let classes = model.classes();
     let mapping = state.prelabel.mapping.get_untracked();
     let unmapped = prelabel::unmapped(&classes, &mapping, &state.ontology_now());
     if !unmapped.is_empty() {
@@ -120,18 +226,15 @@ fn ready_to_run(state: AppState) -> Result<(LoadedModelInfo, PrelabelSettings, S
             unmapped.join(", ")
         )));
     }
-    class_of(&classes, &mapping).map(|class| (model, settings, class))
-}
-
-/// The project class of the model's (single) class, from the mapping.
-fn class_of(classes: &[String], mapping: &prelabel::ClassMapping) -> Result<String, AppError> {
-    match classes.first().and_then(|c| mapping.get(c)) {
-        Some(MappedTo::Class(id)) => Ok(id.clone()),
-        Some(MappedTo::Ignored) => Err(AppError::invalid(
+    if classes
+        .iter()
+        .all(|c| mapping.get(c) == Some(&MappedTo::Ignored))
+    {
+        return Err(AppError::invalid(
             "every model class is ignored: there is nothing to pre-label",
-        )),
-        None => Err(AppError::invalid("map the model's class first")),
+        ));
     }
+    Ok((model, settings))
 }
 
 fn record_of(state: AppState, asset_id: &str) -> Option<AssetRecord> {
@@ -168,7 +271,7 @@ async fn image_bytes(
 /// Runs the model on the first images of the selection and shows what it finds; nothing is stored.
 pub async fn preview(state: AppState) {
     let ui = state.prelabel;
-    let (model, settings, _) = match ready_to_run(state) {
+    let (model, settings) = match ready_to_run(state) {
         Ok(ready) => ready,
         Err(e) => return state.fail("No preview", &e),
     };
@@ -178,6 +281,17 @@ pub async fn preview(state: AppState) {
     }
     clear_preview(state);
     ui.previewing.set(true);
+    // A YOLO-seg model runs in a worker of its own; the segment model in the app's (with its cache).
+    let yolo_worker = match &model {
+        RunModel::Yolo(_) => match start_worker(&model).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                ui.previewing.set(false);
+                return state.fail("No preview", &e);
+            }
+        },
+        RunModel::Sam(_) => None,
+    };
     for (k, id) in ids.iter().enumerate() {
         let Some(record) = record_of(state, id) else {
             continue;
@@ -189,9 +303,19 @@ pub async fn preview(state: AppState) {
             ids.len()
         )));
         let shown = async {
-            // The app's worker, with the embedding cache: a previewed image is ready to label after.
-            let (handle, _, _) = model::embed(state, &record, &model.key).await?;
-            let found = worker_client::segment_all(handle, &settings).await?;
+            let found = match (&model, &yolo_worker) {
+                (RunModel::Yolo(_), Some(w)) => {
+                    w.prelabel_yolo(image_bytes(state, &record).await?, &settings)
+                        .await?
+                }
+                (_, _) => {
+                    // The app's worker, with the embedding cache: a previewed image is ready to
+                    // label after.
+                    let key = model.key();
+                    let (handle, _, _) = model::embed(state, &record, &key).await?;
+                    worker_client::segment_all(handle, &settings).await?
+                }
+            };
             let blob = store::shared()?.blob(id).await?.ok_or_else(|| {
                 AppError::Corrupt(format!("the image of {} is missing", record.asset.name))
             })?;
@@ -223,7 +347,7 @@ pub async fn run(state: AppState) {
     if ui.running.with_untracked(Option::is_some) {
         return state.info("A pre-label run is going on already");
     }
-    let (model, settings, _) = match ready_to_run(state) {
+    let (model, settings) = match ready_to_run(state) {
         Ok(ready) => ready,
         Err(e) => return state.fail("Pre-labeling not started", &e),
     };
@@ -237,8 +361,9 @@ pub async fn run(state: AppState) {
     let job = PrelabelJob {
         id: new_id(),
         project_id,
-        model_key: model.key.clone(),
-        model_id: model.id.clone(),
+        model_key: model.key(),
+        model_id: model.id(),
+        classes: model.classes(),
         settings,
         mapping: ui.mapping.get_untracked(),
         to_stage: ui.to_stage.get_untracked(),
@@ -330,11 +455,27 @@ fn pool_size(state: AppState) -> usize {
     prelabel::pool_size(cores, memory, WORKER_BUDGET_MB)
 }
 
-async fn start_worker(manifest: &str) -> Result<PoolWorker, AppError> {
+async fn start_worker(model: &RunModel) -> Result<PoolWorker, AppError> {
     let worker = PoolWorker::start()?;
     // Each worker gets its own copy: the files are transferred into it.
-    let files = model::cached_files(manifest).await?;
-    worker.load_model(manifest, &files).await?;
+    match model {
+        RunModel::Sam(m) => {
+            let files = model::cached_files(&m.manifest).await?;
+            worker.load_model(&m.manifest, &files).await?;
+        }
+        RunModel::Yolo(y) => {
+            let bytes = store::shared()?
+                .model_file(&y.sha256)
+                .await?
+                .ok_or_else(|| {
+                    AppError::invalid(format!(
+                        "{} is not in this browser's cache any more; pick the file again",
+                        y.file_name
+                    ))
+                })?;
+            worker.load_yolo(&y.file_name, bytes).await?;
+        }
+    }
     Ok(worker)
 }
 
@@ -356,9 +497,15 @@ enum LoopEnd {
 async fn execute(state: AppState, job: PrelabelJob) {
     let ui = state.prelabel;
     let fail = |e: &AppError| state.fail("Pre-labeling stopped", e);
-    let model = match ready_model(state) {
-        Ok(m) if m.key == job.model_key => m,
-        Ok(_) | Err(_) => {
+    let model = match (job.yolo_sha256(), ready_model(state)) {
+        (Some(sha256), _) => RunModel::Yolo(YoloChoice {
+            file_name: job.model_id.clone(),
+            sha256: sha256.to_owned(),
+            classes: job.classes.clone(),
+            input: 0,
+        }),
+        (None, Ok(m)) if m.key == job.model_key => RunModel::Sam(m),
+        (None, _) => {
             ui.interrupted.set(Some(job.clone()));
             return fail(&AppError::invalid(format!(
                 "this run uses the model {}; load it first",
@@ -366,10 +513,7 @@ async fn execute(state: AppState, job: PrelabelJob) {
             )));
         }
     };
-    let class_id = match class_of(&prelabel::model_classes(&model.family), &job.mapping) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
+    let targets = job.targets();
     let signer = if job.to_stage == Stage::InReview {
         match signer(state) {
             Ok(name) => Some(name),
@@ -393,7 +537,7 @@ async fn execute(state: AppState, job: PrelabelJob) {
         workers: n,
         rate: None,
     }));
-    let started = join_all((0..n).map(|_| start_worker(&model.manifest))).await;
+    let started = join_all((0..n).map(|_| start_worker(&model))).await;
     let mut workers = Vec::new();
     for w in started {
         match w {
@@ -419,8 +563,9 @@ async fn execute(state: AppState, job: PrelabelJob) {
                 queue: queue.clone(),
                 job: job.clone(),
                 worker_ms: worker_ms.clone(),
+                yolo: matches!(model, RunModel::Yolo(_)),
             },
-            &class_id,
+            &targets,
             signer.as_deref(),
             run_started,
         )
@@ -492,6 +637,8 @@ struct Shared {
     job: Rc<RefCell<PrelabelJob>>,
     /// Each image's time in its worker (encode and automatic mode), for the summary.
     worker_ms: Rc<RefCell<Vec<f64>>>,
+    /// The workers run a YOLO-seg model (else a segment model's automatic mode).
+    yolo: bool,
 }
 
 /// One worker's share: takes the next image until none is left, stores what it finds, and saves the
@@ -500,7 +647,7 @@ async fn work(
     state: AppState,
     worker: Rc<PoolWorker>,
     shared: Shared,
-    class_id: &str,
+    targets: &[Option<String>],
     signer: Option<&str>,
     (started_ms, done_at_start): (f64, usize),
 ) -> LoopEnd {
@@ -509,6 +656,7 @@ async fn work(
         queue,
         job,
         worker_ms,
+        yolo,
     } = shared;
     loop {
         if ui.cancel.get_value() {
@@ -523,7 +671,11 @@ async fn work(
                 let settings = job.borrow().settings;
                 let found = async {
                     let bytes = image_bytes(state, &record).await?;
-                    worker.prelabel(bytes, &settings).await
+                    if yolo {
+                        worker.prelabel_yolo(bytes, &settings).await
+                    } else {
+                        worker.prelabel(bytes, &settings).await
+                    }
                 }
                 .await;
                 match found {
@@ -536,7 +688,7 @@ async fn work(
                     Ok(found) => {
                         worker_ms.borrow_mut().push(found.ms);
                         let snapshot = job.borrow().clone();
-                        match store_found(state, &snapshot, class_id, &id, found.instances, signer)
+                        match store_found(state, &snapshot, targets, &id, found.instances, signer)
                             .await
                         {
                             Ok(Stored::Labels(n)) => {

@@ -30,6 +30,16 @@ pub struct PreviewImage {
     pub ms: f64,
 }
 
+/// A user's YOLO-seg file chosen for pre-labeling (instead of the loaded segment model). Its bytes are
+/// in the model cache under `sha256`, so a resumed run finds them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct YoloChoice {
+    pub file_name: String,
+    pub sha256: String,
+    pub classes: Vec<String>,
+    pub input: u32,
+}
+
 /// A run going on in this tab.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunView {
@@ -42,6 +52,8 @@ pub struct RunView {
 #[derive(Clone, Copy)]
 pub struct PrelabelState {
     pub open: RwSignal<bool>,
+    /// `None`: the loaded segment model in automatic mode.
+    pub yolo: RwSignal<Option<YoloChoice>>,
     pub settings: RwSignal<Option<PrelabelSettings>>,
     pub mapping: RwSignal<ClassMapping>,
     pub scope: RwSignal<Scope>,
@@ -63,6 +75,7 @@ impl PrelabelState {
     pub fn new() -> Self {
         PrelabelState {
             open: RwSignal::new(false),
+            yolo: RwSignal::new(None),
             settings: RwSignal::new(None),
             mapping: RwSignal::new(ClassMapping::new()),
             scope: RwSignal::new(Scope::Listed),

@@ -120,20 +120,34 @@ pub fn PrelabelPanel(state: AppState) -> impl IntoView {
         })
     };
     let previews = move || {
-        // Drawn in the colour of the class the model's instances will get.
+        // Each model class drawn in the colour of the project class it maps to.
         let ontology = state.ontology();
-        let colour = prelabel::model_classes(state)
-            .first()
-            .and_then(|c| match ui.mapping.with(|m| m.get(c).cloned()) {
+        let colours: Vec<String> = prelabel::model_classes(state)
+            .iter()
+            .map(|c| match ui.mapping.with(|m| m.get(c).cloned()) {
                 Some(MappedTo::Class(id)) => ontology.class(&id).map(|c| c.color.clone()),
                 _ => None,
             })
-            .unwrap_or_else(|| "#00c0ff".into());
+            .map(|c| c.unwrap_or_else(|| "#9e9e9e".into()))
+            .collect();
         ui.preview
             .get()
             .into_iter()
-            .map(|p| view! { <PreviewTile preview=p colour=colour.clone()/> })
+            .map(|p| view! { <PreviewTile preview=p colours=colours.clone()/> })
             .collect_view()
+    };
+    let source = move || match ui.yolo.get() {
+        Some(y) => format!(
+            "{} (YOLO-seg, {}×{} input, classes: {})",
+            y.file_name,
+            y.input,
+            y.input,
+            y.classes.join(", ")
+        ),
+        None => match state.model.get() {
+            crate::state::model::ModelStatus::Ready(m) => format!("{} (automatic mode)", m.id),
+            _ => "no segment model loaded".into(),
+        },
     };
     view! {
         <Show when=shown>
@@ -151,6 +165,22 @@ pub fn PrelabelPanel(state: AppState) -> impl IntoView {
                     </p>
                 </Show>
                 <Show when=move || ui.open.get() && ui.running.with(Option::is_none)>
+                    <div class="row">
+                        <span>"Model: " <b data-testid="prelabel-model">{source}</b></span>
+                        <label class="button" title="An instance-segmentation ONNX exported by ultralytics (YOLOv8/YOLO11-seg)">"YOLO-seg ONNX…"
+                            <input type="file" accept=".onnx" data-testid="prelabel-yolo-file" on:change=move |ev| {
+                                let input: web_sys::HtmlInputElement = event_target(&ev);
+                                let file = input.files().and_then(|l| l.get(0));
+                                input.set_value("");
+                                if let Some(file) = file {
+                                    spawn_local(prelabel::pick_yolo(state, file));
+                                }
+                            }/>
+                        </label>
+                        <Show when=move || ui.yolo.with(Option::is_some)>
+                            <button data-testid="prelabel-use-segment-model" on:click=move |_| prelabel::use_segment_model(state)>"Use the segment model"</button>
+                        </Show>
+                    </div>
                     <div class="row">
                         <label>"Images: "
                             <select data-testid="prelabel-scope" on:change=move |ev| ui.scope.set(
@@ -201,7 +231,8 @@ pub fn PrelabelPanel(state: AppState) -> impl IntoView {
     }
 }
 
-/// The found instances of a preview as pending pre-labels, to draw them as the labeler will.
+/// The found instances of a preview as pending pre-labels (class id: the model class index), to draw
+/// them as the labeler will.
 fn preview_instances(p: &PreviewImage) -> Vec<Instance> {
     p.found
         .iter()
@@ -229,15 +260,20 @@ fn preview_instances(p: &PreviewImage) -> Vec<Instance> {
 }
 
 #[component]
-fn PreviewTile(preview: PreviewImage, colour: String) -> impl IntoView {
+fn PreviewTile(preview: PreviewImage, colours: Vec<String>) -> impl IntoView {
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     let (width, height) = (preview.width, preview.height);
     let instances = preview_instances(&preview);
     Effect::new(move |_| {
         let Some(canvas) = canvas.get() else { return };
-        let Ok(rgba) =
-            compose_overlay_rgba(width, height, &instances, |_| Some(colour.as_str()), None)
-        else {
+        let colour_of = |i: &Instance| {
+            i.class_id
+                .parse::<usize>()
+                .ok()
+                .and_then(|k| colours.get(k))
+                .map(String::as_str)
+        };
+        let Ok(rgba) = compose_overlay_rgba(width, height, &instances, colour_of, None) else {
             return;
         };
         canvas.set_width(width);

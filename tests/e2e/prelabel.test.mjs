@@ -237,3 +237,46 @@ test('a run cancelled mid-way resumes after a reload; a model missing from the c
   assert.deepEqual(stages, Array(5).fill('In review'));
   await noPanics(page);
 });
+
+test("a user's YOLO-seg ONNX: a wrong file is named, classes mapped (one ignored), previewed, run", async (t) => {
+  const { page } = await env.open(t);
+  await waitModel(page);
+  await projectOf(page, [fixture('tile_a.jpg'), fixture('tile_c.png')]);
+  await byId(page, 'prelabel-open').click();
+  assert.match(await text(page, 'prelabel-model'), new RegExp(`^${DEFAULT.id} \\(automatic mode\\)`));
+
+  // A SAM encoder is not a YOLO-seg export: refused, naming what does not fit; the form is unchanged.
+  await byId(page, 'prelabel-yolo-file').setInputFiles(path.join(ROOT, 'models/fixtures/sam-tiny/encoder.onnx'));
+  await waitNotice(page, 'error', /^encoder\.onnx was not taken: encoder\.onnx is not a YOLO-seg export: it has 1 output\(s\)/, 30_000);
+  await dismissNotice(page);
+  assert.match(await text(page, 'prelabel-model'), /automatic mode/);
+
+  await byId(page, 'prelabel-yolo-file').setInputFiles(path.join(ROOT, 'models/fixtures/yolo-seg-tiny/model.onnx'));
+  await waitNotice(page, 'info', /^model\.onnx is a YOLO-seg model \(256×256 input, classes: nucleus, debris\)/, 30_000);
+  await dismissNotice(page);
+  assert.match(await text(page, 'prelabel-unmapped'), /nucleus, debris has no class yet/);
+  await byId(page, 'prelabel-map-nucleus').selectOption('neoplastic');
+  assert.match(await text(page, 'prelabel-unmapped'), /debris has no class yet/);
+  await byId(page, 'prelabel-map-debris').selectOption('__ignore');
+  await until(() => byId(page, 'prelabel-unmapped').count(), (n) => n === 0, 'both classes mapped');
+  await byId(page, 'prelabel-min-score').fill('0.5');
+  await blur(page);
+
+  await byId(page, 'prelabel-preview').click();
+  await until(() => byId(page, 'prelabel-preview-image').count(), (n) => n === 2, 'two previews', 60_000);
+  await byId(page, 'prelabel-run').click();
+  const done = await waitNotice(page, 'info', /^Pre-labeled 2 images: \d+ pre-labels, sent to To label/, 120_000);
+  assert.ok(Number(/: (\d+) pre-labels/.exec(done)[1]) > 0, done);
+  const stored = await page.evaluate(() => new Promise((resolve) => {
+    const open = indexedDB.open('lamina');
+    open.onsuccess = () => {
+      const all = open.result.transaction('instances').objectStore('instances').getAll();
+      all.onsuccess = () => resolve(all.result.filter((i) => i.provenance.model_id === 'model.onnx'));
+    };
+  }));
+  assert.ok(stored.length > 0);
+  // Only the mapped class arrives; the ignored one's instances are left out; scores at the threshold.
+  assert.deepEqual([...new Set(stored.map((i) => i.class_id))], ['neoplastic']);
+  assert.ok(stored.every((i) => i.provenance.tool === 'pre_label' && i.provenance.score >= 0.5));
+  await noPanics(page);
+});

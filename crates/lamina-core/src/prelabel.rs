@@ -227,9 +227,13 @@ pub const MAX_POOL: usize = 8;
 pub struct PrelabelJob {
     pub id: String,
     pub project_id: String,
-    /// The model's cache key (id, encoder hash, windows): resuming needs the same model.
+    /// The model's cache key (id, encoder hash, windows; [`yolo_key`] for a YOLO-seg file): resuming
+    /// needs the same model.
     pub model_key: String,
     pub model_id: String,
+    /// The model's class names, in its index order.
+    #[serde(default)]
+    pub classes: Vec<String>,
     pub settings: PrelabelSettings,
     pub mapping: ClassMapping,
     /// Where the images go once pre-labeled: To label, or straight to review.
@@ -267,6 +271,29 @@ impl PrelabelJob {
     pub fn done(&self) -> usize {
         self.finished.len()
     }
+
+    /// The project class of each model class (by index), `None` where ignored or unmapped.
+    pub fn targets(&self) -> Vec<Option<String>> {
+        self.classes
+            .iter()
+            .map(|c| match self.mapping.get(c) {
+                Some(MappedTo::Class(id)) => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The SHA-256 of the YOLO-seg file the run uses, if it uses one.
+    pub fn yolo_sha256(&self) -> Option<&str> {
+        self.model_key.strip_prefix(YOLO_KEY_PREFIX)
+    }
+}
+
+const YOLO_KEY_PREFIX: &str = "yolo-seg:";
+
+/// The model key of a user's YOLO-seg file: its SHA-256, which is also its key in the model cache.
+pub fn yolo_key(sha256: &str) -> String {
+    format!("{YOLO_KEY_PREFIX}{sha256}")
 }
 
 #[cfg(test)]
@@ -384,8 +411,13 @@ mod tests {
             project_id: "p".into(),
             model_key: "k".into(),
             model_id: "m".into(),
+            classes: vec!["nucleus".into(), "debris".into()],
             settings: PrelabelSettings::for_family(NUCLEI_FAMILY),
-            mapping: ClassMapping::new(),
+            mapping: [
+                ("nucleus".to_string(), MappedTo::Class("neo".into())),
+                ("debris".to_string(), MappedTo::Ignored),
+            ]
+            .into(),
             to_stage: Stage::ToLabel,
             asset_ids: vec!["a".into(), "b".into(), "c".into()],
             finished: ["b".to_string()].into(),
@@ -398,6 +430,10 @@ mod tests {
         let back: PrelabelJob =
             serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
         assert_eq!(back, job);
+        assert_eq!(job.targets(), [Some("neo".to_string()), None]);
+        assert_eq!(job.yolo_sha256(), None);
+        job.model_key = yolo_key("ab12");
+        assert_eq!(job.yolo_sha256(), Some("ab12"));
         job.finished.extend(["c".to_string(), "a".to_string()]);
         assert!(job.is_finished() && job.remaining().is_empty() && job.done() == 3);
     }

@@ -18,6 +18,8 @@
 //! | `profile`    | `handle`, `prompts`, `runs`               | per-node times  | |
 //! | `segment_all`| `handle`, `settings`: [`PrelabelSettings`] | [`SegmentedAll`] | |
 //! | `prelabel`   | `bytes`, `settings`                       | [`SegmentedAll`] | |
+//! | `load_yolo`  | `file_name`, `bytes`                      | [`YoloLoaded`]  | |
+//! | `prelabel_yolo` | `bytes`, `settings`                    | [`SegmentedAll`] | |
 //! | `drop`       | `handle`                                  | `{}`            | |
 //! | `read_predictions` | `truth`, `file_name`, `drop_unmapped`, `bytes` | [`PredictionsRead`] | |
 //! | `run_metrics`| `truth`, `predictions`, `split?`, `iou`, `score` | [`MetricsComputed`] | |
@@ -67,6 +69,14 @@ pub enum Request {
     /// An image file encoded and segmented whole in one request, its embedding freed after: the batch
     /// path of pre-labeling, which needs no embedding kept or sent back. Bytes under [`BYTES_FIELD`].
     Prelabel {
+        settings: PrelabelSettings,
+    },
+    /// A user's YOLO-seg export (bytes under [`BYTES_FIELD`]), for pre-label runs.
+    LoadYolo {
+        file_name: String,
+    },
+    /// An image file through the loaded YOLO-seg model. Bytes under [`BYTES_FIELD`].
+    PrelabelYolo {
         settings: PrelabelSettings,
     },
     /// A model's predictions file read against a run's labels (`lamina_runs::predictions`); the file's
@@ -192,8 +202,21 @@ pub struct FoundInstance {
     pub area: u64,
     /// `[x, y, w, h]` in image pixels.
     pub bbox: [u32; 4],
-    /// The model's predicted IoU.
+    /// The model's score (SAM-family: predicted IoU; YOLO-seg: class score).
     pub score: f32,
+    /// Index into the model's classes (SAM-family models have one).
+    #[serde(default)]
+    pub class: u32,
+}
+
+/// A user's YOLO-seg export loaded into a worker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct YoloLoaded {
+    /// Class names by index, from the file's metadata (`class 0`, ... without it).
+    pub classes: Vec<String>,
+    /// Its square input side, pixels.
+    pub input: u32,
+    pub load_ms: f64,
 }
 
 /// Every object of an image, none sharing a pixel, best first.

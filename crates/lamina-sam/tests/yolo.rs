@@ -40,7 +40,9 @@ fn the_fixture_loads_with_its_names_and_finds_non_overlapping_objects() {
     // A non-square image is letterboxed: masks come back at the image's own size.
     let wide = image::imageops::crop_imm(&tile(), 0, 0, 256, 128).to_image();
     let found = model.segment_all(&wide, &options).unwrap();
-    assert!(found.iter().all(|f| (f.mask_image.width, f.mask_image.height) == (256, 128)));
+    assert!(found
+        .iter()
+        .all(|f| (f.mask_image.width, f.mask_image.height) == (256, 128)));
 }
 
 #[test]
@@ -52,12 +54,18 @@ fn files_that_are_not_yolo_seg_exports_are_named_and_refused() {
         matches!(err, YoloError::Contract { .. }) && err.to_string().contains("output"),
         "{err}"
     );
-    assert!(err.to_string().starts_with("encoder.onnx is not a YOLO-seg export"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("encoder.onnx is not a YOLO-seg export"),
+        "{err}"
+    );
     let err = YoloSeg::load("decoder.onnx", &fixture("sam-tiny/decoder_low_res.onnx"))
         .err()
         .unwrap();
     assert!(err.to_string().contains("inputs"), "{err}");
-    let err = YoloSeg::load("notes.onnx", b"not a model at all").err().unwrap();
+    let err = YoloSeg::load("notes.onnx", b"not a model at all")
+        .err()
+        .unwrap();
     assert!(
         matches!(err, YoloError::Load { .. }) && err.to_string().contains("notes.onnx"),
         "{err}"

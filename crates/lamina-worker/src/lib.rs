@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 
 pub mod runs;
 pub mod sam;
+pub mod yolo;
 
 #[derive(Debug, PartialEq)]
 pub struct Decoded {

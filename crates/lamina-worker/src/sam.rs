@@ -380,6 +380,7 @@ pub fn segment_all(handle: u32, settings_json: &str) -> Result<JsValue, JsError>
                     bbox: rle.bbox(),
                     rle: rle.compress(),
                     score: f.score,
+                    class: f.class as u32,
                 }
             })
             .collect();
