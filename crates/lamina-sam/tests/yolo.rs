@@ -1,6 +1,7 @@
 //! A user's YOLO-seg ONNX: the project's fixture loads with its class names; files that are not a
 //! YOLO-seg export are refused with a message naming what does not fit. (Parity of the detections with
 //! onnxruntime + numpy: tests/reference/check_yolo_seg.py.)
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test, with its location
 
 use std::path::PathBuf;
 

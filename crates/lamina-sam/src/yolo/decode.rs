@@ -119,7 +119,8 @@ pub fn detect(out: &Detections<'_>, min_score: f32, nms_iou: f32) -> Vec<Detecti
                 (0, f32::NEG_INFINITY),
                 |best, (c, s)| if s > best.1 { (c, s) } else { best },
             );
-            if !(score >= min_score) {
+            // NaN scores fail this too.
+            if score.partial_cmp(&min_score).is_none_or(|o| o.is_lt()) {
                 return None;
             }
             let (cx, cy, w, h) = (at(0, a), at(1, a), at(2, a), at(3, a));
