@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, launchBrowser, ROOT } from '../tests/e2e/harness.mjs';
+import { startServer, launchBrowser, until as poll, ROOT } from '../tests/e2e/harness.mjs';
 
 const argv = process.argv.slice(2);
 const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
@@ -41,15 +41,7 @@ for m in range(${big}):
 const tileFiles = fs.readdirSync(dir).filter((f) => !f.startsWith('mosaic')).map((f) => path.join(dir, f));
 const bigFiles = fs.readdirSync(dir).filter((f) => f.startsWith('mosaic')).map((f) => path.join(dir, f));
 
-const until = async (read, ok, what, timeout = 600_000) => {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last: ${JSON.stringify(v)})`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-};
+const until = (read, ok, what) => poll(read, ok, what, 600_000);
 
 async function run(browser, url, files, workers) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });

@@ -397,16 +397,7 @@ impl PoolWorker {
         let r = Request::Prelabel {
             settings: *settings,
         };
-        typed(
-            request_on(
-                &self.slot,
-                &r,
-                &[(BYTES_FIELD, image_bytes.clone().into())],
-                &[&image_bytes],
-            )
-            .await?,
-            "prelabel",
-        )
+        self.with_bytes(&r, image_bytes, "prelabel").await
     }
 
     /// Loads a user's YOLO-seg export (its bytes are transferred); refused with what does not fit.
@@ -418,16 +409,7 @@ impl PoolWorker {
         let r = Request::LoadYolo {
             file_name: file_name.to_owned(),
         };
-        typed(
-            request_on(
-                &self.slot,
-                &r,
-                &[(BYTES_FIELD, onnx.clone().into())],
-                &[&onnx],
-            )
-            .await?,
-            "load_yolo",
-        )
+        self.with_bytes(&r, onnx, "load_yolo").await
     }
 
     /// An image file through the loaded YOLO-seg model.
@@ -439,16 +421,18 @@ impl PoolWorker {
         let r = Request::PrelabelYolo {
             settings: *settings,
         };
-        typed(
-            request_on(
-                &self.slot,
-                &r,
-                &[(BYTES_FIELD, image_bytes.clone().into())],
-                &[&image_bytes],
-            )
-            .await?,
-            "prelabel_yolo",
-        )
+        self.with_bytes(&r, image_bytes, "prelabel_yolo").await
+    }
+
+    /// Sends `r` with `bytes` (transferred) under [`BYTES_FIELD`]; the reply read as `what`'s result.
+    async fn with_bytes<T: DeserializeOwned>(
+        &self,
+        r: &Request,
+        bytes: js_sys::ArrayBuffer,
+        what: &str,
+    ) -> Result<T, AppError> {
+        let field = [(BYTES_FIELD, JsValue::from(bytes.clone()))];
+        typed(request_on(&self.slot, r, &field, &[&bytes]).await?, what)
     }
 
     /// Stops the worker now (a cancelled run): what it was doing fails as cancelled.

@@ -87,6 +87,25 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
+/// Automatic mode's instances as the protocol carries them (RLE in image pixels).
+pub(crate) fn found_instances(
+    found: &[lamina_sam::auto::AutoInstance],
+) -> Vec<lamina_core::worker_protocol::FoundInstance> {
+    found
+        .iter()
+        .map(|f| {
+            let rle = lamina_core::rle::Rle::from_mask(&f.mask_image);
+            lamina_core::worker_protocol::FoundInstance {
+                area: rle.area(),
+                bbox: rle.bbox(),
+                rle: rle.compress(),
+                score: f.score,
+                class: f.class as u32,
+            }
+        })
+        .collect()
+}
+
 /// A protocol reply (`lamina_core::worker_protocol`) as a plain JS object, for `postMessage`.
 pub(crate) fn to_reply<T: serde::Serialize>(value: &T) -> Result<js_sys::Object, JsError> {
     value

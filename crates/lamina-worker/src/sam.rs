@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use js_sys::{Object, Reflect, Uint8Array};
 use lamina_core::rle::Rle;
 use lamina_core::worker_protocol::{
-    EncodeStarted, Encoded, FoundInstance, ModelLoaded, PrelabelSettings, SegmentRequest,
-    Segmented, SegmentedAll, F16_FIELD,
+    EncodeStarted, Encoded, ModelLoaded, PrelabelSettings, SegmentRequest, Segmented, SegmentedAll,
+    F16_FIELD,
 };
 use lamina_sam::auto::{self, AutoOptions};
 use lamina_sam::{
@@ -16,7 +16,7 @@ use lamina_sam::{
 };
 use wasm_bindgen::prelude::*;
 
-use crate::to_reply;
+use crate::{found_instances, to_reply};
 
 /// Embeddings kept in memory (the current image and the pre-encoded next ones); older ones are dropped
 /// and come back from the IndexedDB cache.
@@ -371,19 +371,7 @@ pub fn segment_all(handle: u32, settings_json: &str) -> Result<JsValue, JsError>
         let mut seeds = 0;
         let found = auto::segment_all(engine, &held.embedding, &options, |_, total| seeds = total)
             .map_err(err)?;
-        let instances = found
-            .iter()
-            .map(|f| {
-                let rle = Rle::from_mask(&f.mask_image);
-                FoundInstance {
-                    area: rle.area(),
-                    bbox: rle.bbox(),
-                    rle: rle.compress(),
-                    score: f.score,
-                    class: f.class as u32,
-                }
-            })
-            .collect();
+        let instances = found_instances(&found);
         let reply = to_reply(&SegmentedAll {
             instances,
             seeds: seeds as u32,

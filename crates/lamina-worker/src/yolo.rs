@@ -3,13 +3,12 @@
 
 use std::cell::RefCell;
 
-use lamina_core::rle::Rle;
-use lamina_core::worker_protocol::{FoundInstance, PrelabelSettings, SegmentedAll, YoloLoaded};
+use lamina_core::worker_protocol::{PrelabelSettings, SegmentedAll, YoloLoaded};
 use lamina_sam::auto::AutoOptions;
 use lamina_sam::yolo::YoloSeg;
 use wasm_bindgen::prelude::*;
 
-use crate::to_reply;
+use crate::{found_instances, to_reply};
 
 thread_local! {
     static MODEL: RefCell<Option<YoloSeg>> = const { RefCell::new(None) };
@@ -48,19 +47,7 @@ pub fn prelabel_yolo(image_bytes: &[u8], settings_json: &str) -> Result<JsValue,
         let start = js_sys::Date::now();
         let options = AutoOptions::with_settings(lamina_core::prelabel::YOLO_FAMILY, &settings);
         let found = model.segment_all(&rgb, &options).map_err(err)?;
-        let instances = found
-            .iter()
-            .map(|f| {
-                let rle = Rle::from_mask(&f.mask_image);
-                FoundInstance {
-                    area: rle.area(),
-                    bbox: rle.bbox(),
-                    rle: rle.compress(),
-                    score: f.score,
-                    class: f.class as u32,
-                }
-            })
-            .collect();
+        let instances = found_instances(&found);
         let reply = to_reply(&SegmentedAll {
             instances,
             seeds: 0,
