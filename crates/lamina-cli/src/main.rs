@@ -7,12 +7,16 @@
 #[cfg(feature = "models")]
 mod bench;
 #[cfg(feature = "models")]
+mod bench_catalog;
+#[cfg(feature = "models")]
 mod eval;
 mod import;
 mod interop;
 #[cfg(feature = "models")]
 mod predict;
 mod runs;
+#[cfg(feature = "models")]
+mod similar;
 #[cfg(feature = "sync")]
 mod sync;
 
@@ -85,6 +89,9 @@ enum EvalCommand {
     /// Simulated clicks on every nucleus: NoC@85/90, NoF@85/90, mIoU after 1/3/5 clicks, box IoU
     /// (tight and +2 px), per size bucket and border contact, ms per prediction.
     Noc(eval::EvalNocArgs),
+    /// Find-similar quality: precision@k of a metadata field (organ) with each tile of one set as the
+    /// anchor and another set ranked, for the model's pooled embedding, a colour histogram and random.
+    Similar(similar::EvalSimilarArgs),
 }
 
 #[cfg(feature = "models")]
@@ -92,6 +99,8 @@ enum EvalCommand {
 enum BenchCommand {
     /// Native timings of a SAM-family model: load, encode, decode p50/p95.
     Sam(bench::BenchSamArgs),
+    /// The catalog over many generated images: rows, layered filters, chart counts, a slice.
+    Catalog(bench_catalog::BenchCatalogArgs),
 }
 
 #[derive(Subcommand)]
@@ -173,7 +182,11 @@ fn main() -> ExitCode {
         #[cfg(feature = "models")]
         Command::Bench(BenchCommand::Sam(args)) => bench::run(&args),
         #[cfg(feature = "models")]
+        Command::Bench(BenchCommand::Catalog(args)) => bench_catalog::run(&args),
+        #[cfg(feature = "models")]
         Command::Eval(EvalCommand::Noc(args)) => eval::run(&args, cli.json),
+        #[cfg(feature = "models")]
+        Command::Eval(EvalCommand::Similar(args)) => similar::run(&args),
         #[cfg(feature = "sync")]
         Command::Sync(command) => sync::run(&command),
     };

@@ -9,6 +9,7 @@
 //! [`image_list`] reads a CSV or JSON list of image URLs (a team's batch manifest is `lamina-sync`'s).
 
 pub mod bundle;
+pub mod catalog;
 pub mod coco;
 pub mod edit;
 pub mod image_header;
@@ -22,6 +23,7 @@ pub mod prelabel;
 pub mod review;
 pub mod rle;
 pub mod shortcuts;
+pub mod similar;
 pub mod suggest;
 pub mod valid_polygons;
 pub mod view;

@@ -12,6 +12,7 @@
 
 pub mod auto;
 pub mod engine;
+pub mod pooled;
 pub use lamina_core::model_manifest as manifest;
 pub mod postprocess;
 pub mod preprocess;
