@@ -37,7 +37,7 @@ pub async fn open_project(state: AppState, id: String) {
             state.assets.set(records);
             state.prelabel.checked.set(Default::default());
             open_asset(state, 0).await;
-            super::prelabel::load_interrupted(state, &id).await;
+            super::prelabel::run::load_interrupted(state, &id).await;
             leptos::task::spawn_local(sync::on_project_opened(state, id));
         }
         Err(e) => state.fail("The project could not be opened", &e),

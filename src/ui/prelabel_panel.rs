@@ -155,13 +155,13 @@ pub fn PrelabelPanel(state: AppState) -> impl IntoView {
                 <h2>"Pre-label with the model"</h2>
                 <Show when=move || ui.interrupted.with(Option::is_some)>
                     <p class="interrupted" data-testid="prelabel-interrupted">{interrupted}
-                        <button data-testid="prelabel-resume" on:click=move |_| spawn_local(prelabel::resume(state))>"Resume"</button>
-                        <button data-testid="prelabel-discard" on:click=move |_| spawn_local(prelabel::discard(state))>"Forget it"</button>
+                        <button data-testid="prelabel-resume" on:click=move |_| spawn_local(prelabel::run::resume(state))>"Resume"</button>
+                        <button data-testid="prelabel-discard" on:click=move |_| spawn_local(prelabel::run::discard(state))>"Forget it"</button>
                     </p>
                 </Show>
                 <Show when=move || ui.running.with(Option::is_some)>
                     <p data-testid="prelabel-progress">{progress}
-                        <button data-testid="prelabel-cancel" on:click=move |_| prelabel::cancel(state)>"Cancel"</button>
+                        <button data-testid="prelabel-cancel" on:click=move |_| prelabel::run::cancel(state)>"Cancel"</button>
                     </p>
                 </Show>
                 <Show when=move || ui.open.get() && ui.running.with(Option::is_none)>
@@ -221,7 +221,7 @@ pub fn PrelabelPanel(state: AppState) -> impl IntoView {
                             on:click=move |_| spawn_local(prelabel::preview(state))>
                             {format!("Preview (up to {} images)", prelabel::PREVIEW_IMAGES)}</button>
                         <button data-testid="prelabel-run" disabled=move || !unmapped().is_empty() || ui.previewing.get()
-                            on:click=move |_| spawn_local(prelabel::run(state))>"Run"</button>
+                            on:click=move |_| spawn_local(prelabel::run::run(state))>"Run"</button>
                         <button data-testid="prelabel-close" on:click=move |_| prelabel::close(state)>"Close"</button>
                     </span>
                     <div class="previews" data-testid="prelabel-previews">{previews}</div>
