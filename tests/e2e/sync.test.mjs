@@ -703,9 +703,17 @@ test('a change made in a tab closed before its push goes up from the other tab',
   await brush(b, STROKE, 1);
   await b.close();
   await waitCount(a, 'instance-count', 1);
+  // Read from the server until the label is there: tab a may still show "synced" from before it picked
+  // up tab b's queued change, so its status alone does not say the push happened (a CI run read the
+  // server in that moment).
+  const pulled = await until(
+    async () => (await cliPull(conn, batch)).bundle.instances.length,
+    (n) => n === 1,
+    'the label on the server',
+    20_000,
+  );
+  assert.equal(pulled, 1, 'the label is on the server');
   await waitSynced(a, 20_000);
-  const { bundle } = await cliPull(conn, batch);
-  assert.equal(bundle.instances.length, 1, 'the label is on the server');
   await noPanics(a);
 });
 
