@@ -87,6 +87,16 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
     })
 }
 
+/// A pre-label run's settings from the request, checked.
+pub(crate) fn prelabel_settings(
+    json: &str,
+) -> Result<lamina_core::worker_protocol::PrelabelSettings, JsError> {
+    let settings: lamina_core::worker_protocol::PrelabelSettings = serde_json::from_str(json)
+        .map_err(|e| JsError::new(&format!("bad pre-label settings: {e}")))?;
+    settings.validate().map_err(|e| JsError::new(&e))?;
+    Ok(settings)
+}
+
 /// Automatic mode's instances as the protocol carries them (RLE in image pixels).
 pub(crate) fn found_instances(
     found: &[lamina_sam::auto::AutoInstance],

@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use js_sys::{Object, Reflect, Uint8Array};
 use lamina_core::rle::Rle;
 use lamina_core::worker_protocol::{
-    EncodeStarted, Encoded, ModelLoaded, PrelabelSettings, SegmentRequest, Segmented, SegmentedAll,
-    F16_FIELD,
+    EncodeStarted, Encoded, ModelLoaded, SegmentRequest, Segmented, SegmentedAll, F16_FIELD,
 };
 use lamina_sam::auto::{self, AutoOptions};
 use lamina_sam::{
@@ -326,6 +325,20 @@ fn precise_now_ms() -> f64 {
         .unwrap_or_else(now_ms)
 }
 
+/// The loaded model and a held embedding, or which of them is missing.
+fn loaded(w: &Worker, handle: u32) -> Result<(&SamEngine, &Held), JsError> {
+    let engine = w
+        .engine
+        .as_ref()
+        .ok_or_else(|| JsError::new("no model is loaded"))?;
+    let held = w
+        .held
+        .iter()
+        .find(|h| h.handle == handle)
+        .ok_or_else(|| JsError::new("that embedding is no longer in the worker"))?;
+    Ok((engine, held))
+}
+
 /// Times `runs` decodes of these prompts per graph node (slowest first): where the worker's decode
 /// time goes, for `bench/browser_sam.mjs --profile`.
 #[wasm_bindgen]
@@ -333,15 +346,7 @@ pub fn profile_decode(handle: u32, prompts_json: &str, runs: u32) -> Result<JsVa
     let msg: SegmentRequest = serde_json::from_str(prompts_json)
         .map_err(|e| JsError::new(&format!("bad prompts: {e}")))?;
     WORKER.with_borrow(|w| {
-        let engine = w
-            .engine
-            .as_ref()
-            .ok_or_else(|| JsError::new("no model is loaded"))?;
-        let held = w
-            .held
-            .iter()
-            .find(|h| h.handle == handle)
-            .ok_or_else(|| JsError::new("that embedding is no longer in the worker"))?;
+        let (engine, held) = loaded(w, handle)?;
         let prompts = prompts_of(&msg, None);
         let rows = engine
             .profile_decode(&held.embedding, &prompts, runs as usize, &precise_now_ms)
@@ -353,19 +358,9 @@ pub fn profile_decode(handle: u32, prompts_json: &str, runs: u32) -> Result<JsVa
 /// Every object of an embedded image (automatic mode with the user's thresholds), none sharing a pixel.
 #[wasm_bindgen]
 pub fn segment_all(handle: u32, settings_json: &str) -> Result<JsValue, JsError> {
-    let settings: PrelabelSettings = serde_json::from_str(settings_json)
-        .map_err(|e| JsError::new(&format!("bad pre-label settings: {e}")))?;
-    settings.validate().map_err(|e| JsError::new(&e))?;
+    let settings = crate::prelabel_settings(settings_json)?;
     WORKER.with_borrow(|w| {
-        let engine = w
-            .engine
-            .as_ref()
-            .ok_or_else(|| JsError::new("no model is loaded"))?;
-        let held = w
-            .held
-            .iter()
-            .find(|h| h.handle == handle)
-            .ok_or_else(|| JsError::new("that embedding is no longer in the worker"))?;
+        let (engine, held) = loaded(w, handle)?;
         let options = AutoOptions::with_settings(&engine.manifest.family, &settings);
         let start = now_ms();
         let mut seeds = 0;

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use lamina_core::worker_protocol::{PrelabelSettings, SegmentedAll, YoloLoaded};
+use lamina_core::worker_protocol::{SegmentedAll, YoloLoaded};
 use lamina_sam::auto::AutoOptions;
 use lamina_sam::yolo::YoloSeg;
 use wasm_bindgen::prelude::*;
@@ -36,9 +36,7 @@ pub fn load_yolo(file_name: &str, onnx: &[u8]) -> Result<JsValue, JsError> {
 /// pixel, each with its class index and score.
 #[wasm_bindgen]
 pub fn prelabel_yolo(image_bytes: &[u8], settings_json: &str) -> Result<JsValue, JsError> {
-    let settings: PrelabelSettings = serde_json::from_str(settings_json)
-        .map_err(|e| JsError::new(&format!("bad pre-label settings: {e}")))?;
-    settings.validate().map_err(|e| JsError::new(&e))?;
+    let settings = crate::prelabel_settings(settings_json)?;
     let rgb = image::load_from_memory(image_bytes).map_err(err)?.to_rgb8();
     MODEL.with_borrow(|m| {
         let model = m
