@@ -100,7 +100,7 @@ async fn store_edit(state: AppState, edit: &Edit) -> bool {
             tabs::announce_change(&record.project_id);
             state.replace_record(record);
             if outbox.is_some() {
-                push::schedule_push(state, PUSH_AFTER_EDIT_MS);
+                push::change_queued(state);
             }
             true
         }
@@ -204,7 +204,7 @@ pub async fn set_statuses(
         changed += 1;
     }
     if queued {
-        push::schedule_push(state, PUSH_AFTER_EDIT_MS);
+        push::change_queued(state);
     }
     Ok(changed)
 }

@@ -7,7 +7,7 @@ use lamina_core::review::Stage;
 use lamina_core::worker_protocol::FoundInstance;
 use leptos::prelude::*;
 
-use super::{commit, push, review, PUSH_AFTER_EDIT_MS};
+use super::{commit, push, review};
 use crate::browser::{new_id, now, tabs};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -111,7 +111,7 @@ pub async fn store_found(
     tabs::announce_change(&record.project_id);
     state.replace_record(record.clone());
     if outbox.is_some() {
-        push::schedule_push(state, PUSH_AFTER_EDIT_MS);
+        push::change_queued(state);
     }
     if job.to_stage == Stage::InReview && record.asset.stage == Stage::ToLabel {
         let signer = signer.ok_or_else(|| AppError::invalid("no name to sign the submit with"))?;

@@ -125,6 +125,21 @@ pub async fn settle(state: AppState) {
     });
 }
 
+/// A change was just stored with its outbox entry: the sync line says so at once, before the outbox is
+/// recounted, so it never shows "synced" next to a change that has not gone up; then the push is queued.
+pub fn change_queued(state: AppState) {
+    if state.sync.link.with_untracked(Option::is_none) {
+        return;
+    }
+    state.sync.pending.update(|n| *n = (*n).max(1));
+    state.sync.status.update(|s| {
+        if matches!(s, SyncStatus::Synced) {
+            *s = SyncStatus::Pending;
+        }
+    });
+    schedule_push(state, super::PUSH_AFTER_EDIT_MS);
+}
+
 /// Queues a push shortly after a change (a burst of edits makes one fragment).
 pub fn schedule_push(state: AppState, delay_ms: u32) {
     if state.sync.link.with_untracked(Option::is_none) {

@@ -6,7 +6,7 @@ use lamina_core::labels::{Instance, LabelStatus};
 use lamina_core::review::{self, EventKind, ReviewEvent, Stage, StageView};
 use leptos::prelude::*;
 
-use super::{push, PUSH_AFTER_EDIT_MS};
+use super::push;
 use crate::browser::{new_id, now, tabs};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -111,7 +111,7 @@ async fn store_review(
     state.review.events.set(events);
     tabs::announce_change(&record.project_id);
     state.replace_record(record);
-    push::schedule_push(state, PUSH_AFTER_EDIT_MS);
+    push::change_queued(state);
     Ok(())
 }
 
@@ -177,7 +177,7 @@ pub(crate) async fn submit_stored(
     }
     tabs::announce_change(&record.project_id);
     state.replace_record(record.clone());
-    push::schedule_push(state, PUSH_AFTER_EDIT_MS);
+    push::change_queued(state);
     Ok(record)
 }
 
