@@ -26,6 +26,7 @@
 //   read_predictions {truth, file_name, drop_unmapped, bytes} -> {predictions, summary, count, ms}
 //   run_metrics {truth, predictions, split?, iou, score}      -> {report, ms}
 //              (model runs, crates/lamina-runs: JSON text in and out)
+//   thumbnail  {bytes}                      -> {embedding, width, height, thumb}   (the catalog's grid)
 // `segment` is latest-wins: a newer segment request cancels one still waiting (hover preview sends many).
 import init, * as wasm from './pkg/lamina_worker.js';
 
@@ -44,6 +45,10 @@ function run(data) {
   const { id, kind } = data;
   try {
     switch (kind) {
+      case 'thumbnail': {
+        const r = wasm.thumbnail_image(new Uint8Array(data.bytes));
+        return reply(id, r, [r.thumb.buffer]);
+      }
       case 'inspect': {
         const r = wasm.decode_image(new Uint8Array(data.bytes));
         return reply(id, r, r.display ? [r.display.buffer] : []);

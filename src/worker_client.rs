@@ -11,8 +11,8 @@ use futures_channel::oneshot;
 use js_sys::{Object, Reflect, Uint8Array};
 use lamina_core::worker_protocol::{
     Encoded, Failure, Inspected, MetricsComputed, ModelLoaded, PredictionsRead, PrelabelSettings,
-    Progress, Request, Restored, SegmentRequest, Segmented, SegmentedAll, YoloLoaded, BYTES_FIELD,
-    DISPLAY_FIELD, F16_FIELD,
+    Progress, Request, Restored, SegmentRequest, Segmented, SegmentedAll, Thumbnailed, YoloLoaded,
+    BYTES_FIELD, DISPLAY_FIELD, F16_FIELD, THUMB_FIELD,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -242,6 +242,25 @@ pub async fn decode_image(bytes: js_sys::ArrayBuffer) -> Result<DecodedImage, Ap
         info: typed(r, "inspect")?,
         display,
     })
+}
+
+/// An image's catalog thumbnail (a JPEG Blob) and find-similar embedding, made in the worker.
+pub async fn thumbnail(bytes: js_sys::ArrayBuffer) -> Result<(web_sys::Blob, Thumbnailed), AppError> {
+    let r = request(
+        &Request::Thumbnail,
+        &[(BYTES_FIELD, bytes.clone().into())],
+        &[&bytes],
+    )
+    .await?;
+    let jpeg = get(&r, THUMB_FIELD)
+        .dyn_into::<Uint8Array>()
+        .map_err(|_| AppError::Worker("the thumbnail reply has no picture".into()))?;
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("image/jpeg");
+    let blob =
+        web_sys::Blob::new_with_u8_array_sequence_and_options(&js_sys::Array::of1(&jpeg), &options)
+            .map_err(|e| AppError::browser("keep the thumbnail", crate::browser::js_text(e)))?;
+    Ok((blob, typed(r, "thumbnail")?))
 }
 
 pub async fn load_model(manifest_json: &str, files: &ModelFiles) -> Result<ModelLoaded, AppError> {

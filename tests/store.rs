@@ -42,6 +42,7 @@ fn record(project_id: &str, id: &str, position: u32) -> AssetRecord {
         },
         remote: None,
         review_note: None,
+        label_counts: None,
     }
 }
 
@@ -157,7 +158,7 @@ async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
     store.close();
     // Reopening at the same version runs no migration and finds every store.
     let store = Store::open(name).await.unwrap();
-    assert_eq!(store.version().unwrap(), 5);
+    assert_eq!(store.version().unwrap(), 6);
     assert_eq!(
         store.store_names(),
         [
@@ -173,9 +174,10 @@ async fn a_new_database_gets_the_current_schema_and_reopening_keeps_it() {
             "runs",
             "settings",
             "sync_assets",
-            "sync_batches"
+            "sync_batches",
+            "thumbs"
         ],
-        "every store of schema version 5, and no other"
+        "every store of schema version 6, and no other"
     );
     assert!(store.projects().await.unwrap().is_empty());
     assert!(store.assets("none").await.unwrap().is_empty());

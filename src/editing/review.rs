@@ -14,8 +14,10 @@ use crate::store;
 use crate::store::review::ReviewRecord;
 use crate::store::AssetRecord;
 
-/// Sets the record's stage (and the note on why it needs attention) from its status, labels and events.
+/// Sets the record's stage (and the note on why it needs attention) from its status, labels and events,
+/// and its label counts, which the catalog reads instead of every label.
 pub fn restage(record: &mut AssetRecord, instances: &[Instance], events: &[ReviewEvent]) {
+    record.label_counts = Some(lamina_core::catalog::LabelCounts::of(instances));
     let view = stage_view(record.asset.status, instances, events);
     record.asset.stage = view.stage;
     record.review_note = view.note.map(|n| n.text());

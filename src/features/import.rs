@@ -117,6 +117,7 @@ async fn import_one(
         },
         remote: None,
         review_note: None,
+        label_counts: None,
     };
     let store = store::shared().map_err(ImportError::Stop)?;
     store.add_asset(&record, &blob).await.map_err(|e| match e {

@@ -4,6 +4,7 @@
 
 pub mod batch_images;
 pub mod boot;
+pub mod catalog;
 pub mod export;
 pub mod import;
 pub mod interop;

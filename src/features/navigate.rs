@@ -8,6 +8,7 @@ use crate::browser::{new_id, now};
 use crate::editing;
 use crate::error::AppError;
 use crate::features::{batch_images, model, review, sync};
+use crate::state::catalog::in_label_queue;
 use crate::state::AppState;
 use crate::store;
 
@@ -36,6 +37,7 @@ pub async fn open_project(state: AppState, id: String) {
             state.class_id.set(first_class);
             state.assets.set(records);
             state.prelabel.checked.set(Default::default());
+            super::catalog::on_project_opened(state, &id).await;
             open_asset(state, 0).await;
             super::prelabel::run::load_interrupted(state, &id).await;
             leptos::task::spawn_local(sync::on_project_opened(state, id));
@@ -194,11 +196,12 @@ pub async fn go(state: AppState, delta: i64) {
 /// The index of the image `delta` steps away from the current one within the queue, if there is one.
 pub fn queue_neighbour(state: AppState, delta: i64) -> Option<usize> {
     let queue = state.review.queue.get_untracked();
+    let slice = state.catalog.queue.get_untracked();
     let current = state.current.get_untracked() as i64;
     let in_queue: Vec<i64> = state.assets.with_untracked(|all| {
         all.iter()
             .enumerate()
-            .filter(|(_, r)| queue.is_none_or(|s| r.asset.stage == s))
+            .filter(|(_, r)| in_label_queue(r, queue, slice.as_ref()))
             .map(|(i, _)| i as i64)
             .collect()
     });

@@ -9,18 +9,20 @@ use crate::editing;
 use crate::editing::review as actions;
 use crate::error::AppError;
 use crate::features::navigate;
+use crate::state::catalog::in_label_queue;
 use crate::state::AppState;
 use crate::store;
 use crate::store::AssetRecord;
 
 /// Images stored before review existed (schema 4) carry no stage, so a submitted one would show as "To
-/// label": their stages are derived once, when their project opens, and stored.
+/// label"; images labeled before the catalog kept label counts have none. Both are derived once, when
+/// their project opens, and stored.
 pub async fn restage_unstaged(records: &mut [AssetRecord]) -> Result<(), AppError> {
     let db = store::shared()?;
-    for r in records
-        .iter_mut()
-        .filter(|r| r.asset.status == LabelStatus::Submitted && r.asset.stage == Stage::ToLabel)
-    {
+    for r in records.iter_mut().filter(|r| {
+        (r.asset.status == LabelStatus::Submitted && r.asset.stage == Stage::ToLabel)
+            || (r.label_counts.is_none() && r.asset.status != LabelStatus::Unlabeled)
+    }) {
         let instances = db.instances(&r.asset.id).await?;
         let events = db.review_events(&r.asset.id).await?;
         actions::restage(r, &instances, &events);
@@ -76,9 +78,10 @@ pub async fn decide(state: AppState, approve: bool) {
 /// In a queue, the next image of it (the decided one has left it); the one after, otherwise.
 async fn next_after_decision(state: AppState) {
     let queue = state.review.queue.get_untracked();
+    let slice = state.catalog.queue.get_untracked();
     let current = state.current.get_untracked();
     let next = state.assets.with_untracked(|all| {
-        let fits = |r: &crate::store::AssetRecord| queue.is_none_or(|s| r.asset.stage == s);
+        let fits = |r: &crate::store::AssetRecord| in_label_queue(r, queue, slice.as_ref());
         all.iter()
             .enumerate()
             .skip(current + 1)

@@ -111,6 +111,7 @@ async fn connect_inner(state: AppState, form: ConnectForm) -> Result<(), AppErro
                 },
                 remote: Some(a.location.clone()),
                 review_note: None,
+                label_counts: None,
             }
         })
         .collect();

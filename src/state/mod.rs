@@ -2,6 +2,7 @@
 //! reads or writes storage: the layers above change the state, each after its storage write committed,
 //! so the screen never shows what a reload would lose.
 
+pub mod catalog;
 pub mod interop;
 pub mod model;
 pub mod prelabel;
@@ -20,6 +21,7 @@ use leptos::prelude::*;
 
 use crate::error::AppError;
 use crate::store::AssetRecord;
+use catalog::CatalogState;
 use interop::InteropState;
 use model::{EmbeddingStatus, ModelStatus};
 use prelabel::PrelabelState;
@@ -68,6 +70,7 @@ pub struct AppState {
     pub review: ReviewState,
     pub interop: InteropState,
     pub prelabel: PrelabelState,
+    pub catalog: CatalogState,
 }
 
 impl AppState {
@@ -100,6 +103,7 @@ impl AppState {
             review: ReviewState::new(),
             interop: InteropState::new(),
             prelabel: PrelabelState::new(),
+            catalog: CatalogState::new(),
         }
     }
 

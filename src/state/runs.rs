@@ -13,6 +13,7 @@ use crate::store::runs::{PredictionRecord, RunRecord};
 /// Which page the app shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Page {
+    Catalog,
     Label,
     Runs,
 }

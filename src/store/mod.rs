@@ -17,6 +17,8 @@
 //!   (v4): the prediction sets imported into a run, by id (index `run`). See `store/runs.rs`.
 //! - `review_events` (v5): every review event (submit, approve, reject, issue, reply, ...) by id, index
 //!   `asset` and `project`, each marked pushed or not. See `store/review.rs`.
+//! - `thumbs` (v6): per image, the catalog's thumbnail and find-similar embedding, index `project`. See
+//!   `store/catalog.rs`.
 //!
 //! Each user action is one read-write transaction: it lands whole or not at all (a full quota aborts it
 //! and nothing is half-written).
@@ -38,13 +40,14 @@ use web_sys::Blob;
 
 use crate::error::AppError;
 
+pub mod catalog;
 pub mod review;
 pub mod runs;
 pub mod sync;
 
 pub const DB_NAME: &str = "lamina";
 /// Bump with a new step in [`migrate`] whenever stores or indexes change.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 const PROJECTS: &str = "projects";
 pub(crate) const ASSETS: &str = "assets";
@@ -66,6 +69,10 @@ pub struct AssetRecord {
     /// For an image of a synced batch whose file is fetched when first opened: where it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<lamina_sync::batch::ImageLocation>,
+    /// Labels per class and pending pre-labels, recomputed with the stage (`editing::review::restage`);
+    /// `None` on records from before counts were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_counts: Option<lamina_core::catalog::LabelCounts>,
     /// Why the image's stage needs attention (a stale approval, conflicting decisions), as
     /// `lamina_core::review::StageNote::text` words it; kept so the review panel can list them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,6 +169,9 @@ fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
     }
     if from_version < 5 {
         review::migrate_to_v5(db)?;
+    }
+    if from_version < 6 {
+        catalog::migrate_to_v6(db)?;
     }
     Ok(())
 }

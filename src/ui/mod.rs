@@ -1,6 +1,8 @@
 //! The app shell: header (projects, import, export), image list, labeling view, side panels, status bar,
 //! and the keyboard shortcuts.
 
+mod catalog;
+mod catalog_charts;
 mod interop_panel;
 mod labeler;
 mod panels;
@@ -219,6 +221,8 @@ fn Header(state: AppState) -> impl IntoView {
         <header>
             <h1>"Lamina"</h1>
             <span class="group tabs">
+                <button class:active=move || state.runs.page.get() == Page::Catalog data-testid="page-catalog"
+                    on:click=move |_| state.runs.page.set(Page::Catalog)>"Catalog"</button>
                 <button class:active=move || state.runs.page.get() == Page::Label data-testid="page-label"
                     on:click=move |_| state.runs.page.set(Page::Label)>"Label"</button>
                 <button class:active=move || state.runs.page.get() == Page::Runs data-testid="page-runs"
@@ -341,6 +345,9 @@ pub fn App() -> impl IntoView {
                     </section>
                 </aside>
             </main>
+            <Show when=move || state.runs.page.get() == Page::Catalog>
+                <catalog::CatalogPage state/>
+            </Show>
             <Show when=move || state.runs.page.get() == Page::Runs>
                 <runs::RunsPage state/>
             </Show>

@@ -8,6 +8,7 @@ use crate::browser::new_id;
 use crate::editing;
 use crate::editing::builders::{delete_selected, reclass_selected};
 use crate::features::navigate;
+use crate::state::catalog::in_label_queue;
 use crate::state::{AppState, ToolKind};
 
 pub fn status_label(status: LabelStatus) -> &'static str {
@@ -24,12 +25,13 @@ pub fn ImageList(state: AppState) -> impl IntoView {
     let rows = move || {
         let current = state.current.get();
         let queue = state.review.queue.get();
+        let slice = state.catalog.queue.get();
         state
             .assets
             .get()
             .into_iter()
             .enumerate()
-            .filter(|(_, r)| queue.is_none_or(|s| r.asset.stage == s))
+            .filter(|(_, r)| in_label_queue(r, queue, slice.as_ref()))
             .map(|(i, r)| {
                 let organ = r
                     .asset
@@ -68,6 +70,13 @@ pub fn ImageList(state: AppState) -> impl IntoView {
     view! {
         <aside class="images">
             <h2>"Images " <small data-testid="image-count">{move || state.assets.with(Vec::len)}</small></h2>
+            {move || state.catalog.queue.get().map(|q| view! {
+                <p class="slice-queue" data-testid="slice-queue-chip">
+                    {format!("Selection \"{}\": {} image(s) ", q.name, q.ids.len())}
+                    <button title="Show every image again" data-testid="slice-queue-leave"
+                        on:click=move |_| state.catalog.queue.set(None)>"×"</button>
+                </p>
+            })}
             <crate::ui::review::StageTabs state/>
             <ul>{rows}</ul>
         </aside>

@@ -172,7 +172,10 @@ def main():
         ],
     }
 
+    catalog = catalog_fixtures(data, items, served / "catalog")
+
     summary = {
+        "catalog": catalog,
         "suggest_nuclei": suggest_nuclei,
         "images": [str(out / n) for n in ("tile_a.jpg", "tile_b.tif", "tile_c.png")],
         "sha256": {n: sha256(out / n) for n in ("tile_a.jpg", "tile_b.tif", "tile_c.png")},
@@ -183,6 +186,44 @@ def main():
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary))
+
+
+def catalog_fixtures(data, items, served):
+    """The catalog test's project: every tile of six organs (four each) in a CSV manifest (url, organ,
+    n_nuclei), and a later manifest adding one liver tile, one brain tile and a mirrored copy of the first
+    liver tile (the prepared find-similar case: its colours are the anchor's, so it must rank first)."""
+    served.mkdir(parents=True)
+    organs = ["liver", "kidney", "brain", "spleen", "lung", "tongue"]
+    chosen = [it for it in items if it["organ"] in organs]
+    rows = []
+    for it in chosen:
+        name = it["id"] + ".png"
+        shutil.copyfile(data / it["image"], served / name)
+        rows.append((name, it["organ"], it["n_nuclei"]))
+    # Held back for the later import: the last liver and the last brain tile.
+    later = [r for r in rows if r[1] == "liver"][-1:] + [r for r in rows if r[1] == "brain"][-1:]
+    first = [r for r in rows if r not in later]
+    anchor = next(r for r in first if r[1] == "liver")
+    mirrored = "mirrored_" + anchor[0]
+    Image.open(served / anchor[0]).convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(served / mirrored)
+    later.append((mirrored, "liver", anchor[2]))
+
+    def write(name, rows):
+        (served / name).write_text("url,organ,n_nuclei\n" + "".join(f"{u},{o},{n}\n" for u, o, n in rows))
+
+    write("catalog.csv", first)
+    write("catalog_more.csv", later)
+    counts = {}
+    for _, organ, _ in first:
+        counts[organ] = counts.get(organ, 0) + 1
+    return {
+        "first": len(first),
+        "later": len(later),
+        "organ_counts": counts,
+        "anchor": anchor[0],
+        "mirrored": mirrored,
+        "n_nuclei": {u: n for u, _, n in first + later},
+    }
 
 
 if __name__ == "__main__":

@@ -48,29 +48,51 @@ pub struct Row {
     pub classes: BTreeMap<String, u32>,
 }
 
-/// The row of an image from its record and its instances. Metadata columns keep their names; a
-/// number or a boolean in the manifest stays a number (booleans as 0/1), anything else is text.
+/// How many labels of each class an image has, and its pending pre-labels. Kept on the image's record
+/// (recomputed with its stage on every change of its labels), so the catalog never reads every label.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelCounts {
+    /// Labels per class id; pending pre-labels are left out: they are not labels yet.
+    #[serde(default)]
+    pub classes: BTreeMap<String, u32>,
+    #[serde(default)]
+    pub prelabels: u32,
+}
+
+impl LabelCounts {
+    pub fn of(instances: &[Instance]) -> LabelCounts {
+        let mut counts = LabelCounts::default();
+        for i in instances {
+            if i.provenance.tool == Tool::PreLabel {
+                counts.prelabels += 1;
+            } else {
+                *counts.classes.entry(i.class_id.clone()).or_default() += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// The row of an image from its record and its instances.
 pub fn row_of(asset: &Asset, instances: &[Instance]) -> Row {
+    row_of_counts(asset, &LabelCounts::of(instances))
+}
+
+/// The row of an image from its record and its label counts. Metadata columns keep their names; a
+/// number or a boolean in the manifest stays a number (booleans as 0/1), and so does text that reads
+/// back as the same number (a CSV's `38`, not `007`); anything else is text.
+pub fn row_of_counts(asset: &Asset, counts: &LabelCounts) -> Row {
     let mut fields = BTreeMap::new();
     for (key, value) in &asset.metadata {
         let v = match value {
             serde_json::Value::Number(n) => n.as_f64().map(Value::Number),
             serde_json::Value::Bool(b) => Some(Value::Number(f64::from(u8::from(*b)))),
-            serde_json::Value::String(s) if !s.trim().is_empty() => Some(Value::Text(s.clone())),
+            serde_json::Value::String(s) if !s.trim().is_empty() => Some(number_in(s)),
             serde_json::Value::Null | serde_json::Value::String(_) => None,
             other => Some(Value::Text(other.to_string())),
         };
         if let Some(v) = v {
             fields.insert(key.clone(), v);
-        }
-    }
-    let mut classes: BTreeMap<String, u32> = BTreeMap::new();
-    let mut prelabels = 0u32;
-    for i in instances {
-        if i.provenance.tool == Tool::PreLabel {
-            prelabels += 1;
-        } else {
-            *classes.entry(i.class_id.clone()).or_default() += 1;
         }
     }
     fields.insert(FIELD_STAGE.into(), Value::Text(asset.stage.label().into()));
@@ -82,14 +104,25 @@ pub fn row_of(asset: &Asset, instances: &[Instance]) -> Row {
     fields.insert(FIELD_HEIGHT.into(), Value::Number(f64::from(asset.height)));
     fields.insert(
         FIELD_LABELS.into(),
-        Value::Number(f64::from(classes.values().sum::<u32>())),
+        Value::Number(f64::from(counts.classes.values().sum::<u32>())),
     );
-    fields.insert(FIELD_PRELABELS.into(), Value::Number(f64::from(prelabels)));
+    fields.insert(
+        FIELD_PRELABELS.into(),
+        Value::Number(f64::from(counts.prelabels)),
+    );
     Row {
         asset_id: asset.id.clone(),
         name: asset.name.clone(),
         fields,
-        classes,
+        classes: counts.classes.clone(),
+    }
+}
+
+/// A CSV cell's text as a number when it is one written plainly, else as text.
+fn number_in(text: &str) -> Value {
+    match text.parse::<f64>() {
+        Ok(n) if n.is_finite() && Value::Number(n).label() == text => Value::Number(n),
+        _ => Value::Text(text.to_owned()),
     }
 }
 
@@ -155,6 +188,129 @@ impl Query {
             .filter(|&i| self.matches(&rows[i]))
             .collect()
     }
+
+    /// The values picked for a text field (none: the field is not filtered).
+    pub fn values_of(&self, field: &str) -> BTreeSet<String> {
+        self.filters
+            .iter()
+            .find_map(|f| match f {
+                Filter::OneOf { field: f, values } if f == field => Some(values.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Picks or unpicks one value of a text field; the field's filter goes when no value is left.
+    pub fn toggle_value(&mut self, field: &str, value: &str, on: bool) {
+        let mut values = self.values_of(field);
+        if on {
+            values.insert(value.to_owned());
+        } else {
+            values.remove(value);
+        }
+        let filter = (!values.is_empty()).then(|| Filter::OneOf {
+            field: field.to_owned(),
+            values,
+        });
+        self.replace(|f| matches!(f, Filter::OneOf { field: f, .. } if f == field), filter);
+    }
+
+    pub fn range_of(&self, field: &str) -> (Option<f64>, Option<f64>) {
+        self.filters
+            .iter()
+            .find_map(|f| match f {
+                Filter::Range { field: f, min, max } if f == field => Some((*min, *max)),
+                _ => None,
+            })
+            .unwrap_or((None, None))
+    }
+
+    /// Sets a number field's range; the filter goes when both ends are open.
+    pub fn set_range(&mut self, field: &str, min: Option<f64>, max: Option<f64>) {
+        let filter = (min.is_some() || max.is_some()).then(|| Filter::Range {
+            field: field.to_owned(),
+            min,
+            max,
+        });
+        self.replace(|f| matches!(f, Filter::Range { field: f, .. } if f == field), filter);
+    }
+
+    pub fn has_class(&self) -> Option<String> {
+        self.filters.iter().find_map(|f| match f {
+            Filter::HasClass { class_id } => Some(class_id.clone()),
+            _ => None,
+        })
+    }
+
+    pub fn set_has_class(&mut self, class_id: Option<String>) {
+        let filter = class_id
+            .filter(|c| !c.is_empty())
+            .map(|class_id| Filter::HasClass { class_id });
+        self.replace(|f| matches!(f, Filter::HasClass { .. }), filter);
+    }
+
+    pub fn name_text(&self) -> String {
+        self.filters
+            .iter()
+            .find_map(|f| match f {
+                Filter::NameContains { text } => Some(text.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn set_name_text(&mut self, text: &str) {
+        let filter = (!text.trim().is_empty()).then(|| Filter::NameContains {
+            text: text.to_owned(),
+        });
+        self.replace(|f| matches!(f, Filter::NameContains { .. }), filter);
+    }
+
+    /// Puts `filter` where the filter `is_it` finds was (or last), or removes that one with `None`.
+    fn replace(&mut self, is_it: impl Fn(&Filter) -> bool, filter: Option<Filter>) {
+        match (self.filters.iter().position(is_it), filter) {
+            (Some(i), Some(f)) => self.filters[i] = f,
+            (Some(i), None) => {
+                self.filters.remove(i);
+            }
+            (None, Some(f)) => self.filters.push(f),
+            (None, None) => {}
+        }
+    }
+}
+
+/// Orders `selected` rows by a field (numbers by value, before text, which goes by its label; rows
+/// without the field last) or, for `None`, by name; ties keep their order. `descending` reverses the
+/// order of the rows that have the field.
+pub fn sort_rows(rows: &[Row], selected: &mut [usize], field: Option<&str>, descending: bool) {
+    use std::cmp::Ordering;
+    let key = |i: usize| -> Option<(u8, f64, String)> {
+        let row = &rows[i];
+        match field {
+            None => Some((1, 0.0, row.name.to_lowercase())),
+            Some(f) => row.fields.get(f).map(|v| match v {
+                Value::Number(n) => (0, *n, String::new()),
+                Value::Text(t) => (1, 0.0, t.to_lowercase()),
+            }),
+        }
+    };
+    selected.sort_by(|&a, &b| match (key(a), key(b)) {
+        (Some(x), Some(y)) => {
+            let order = x
+                .0
+                .cmp(&y.0)
+                .then(x.1.total_cmp(&y.1))
+                .then_with(|| x.2.cmp(&y.2));
+            if descending {
+                order.reverse()
+            } else {
+                order
+            }
+        }
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    });
 }
 
 /// How many of the `selected` rows have each value of `field` (as labels), most first, then by value;
@@ -237,6 +393,8 @@ mod tests {
             metadata.insert("n_nuclei".into(), serde_json::json!(n));
         }
         metadata.insert("note".into(), serde_json::json!(""));
+        metadata.insert("slide".into(), serde_json::json!("007"));
+        metadata.insert("csv_count".into(), serde_json::json!("38"));
         Asset {
             id: id.into(),
             name: format!("{id}.png"),
@@ -294,6 +452,8 @@ mod tests {
         let r = &rows()[0];
         assert_eq!(r.fields["organ"], Value::Text("liver".into()));
         assert_eq!(r.fields["n_nuclei"], Value::Number(12.0));
+        assert_eq!(r.fields["csv_count"], Value::Number(38.0), "a CSV's number");
+        assert_eq!(r.fields["slide"], Value::Text("007".into()), "an id that looks like a number");
         assert!(
             !r.fields.contains_key("note"),
             "an empty column is no value"
@@ -302,6 +462,22 @@ mod tests {
         assert_eq!(r.fields[FIELD_LABELS], Value::Number(1.0));
         assert_eq!(r.fields[FIELD_PRELABELS], Value::Number(1.0));
         assert_eq!(r.classes, [("neo".to_string(), 1)].into());
+    }
+
+    #[test]
+    fn counts_kept_on_the_record_give_the_same_row_as_the_labels() {
+        let a = asset("a", Some("liver"), None);
+        let labels = [
+            label("neo", Tool::Brush),
+            label("neo", Tool::PreLabelAccepted),
+            label("inf", Tool::PreLabel),
+        ];
+        let counts = LabelCounts::of(&labels);
+        assert_eq!(counts.prelabels, 1);
+        assert_eq!(counts.classes, [("neo".to_string(), 2)].into());
+        assert_eq!(row_of_counts(&a, &counts), row_of(&a, &labels));
+        let back: LabelCounts = serde_json::from_str("{}").unwrap();
+        assert_eq!(back, LabelCounts::default(), "a record from before counts were kept");
     }
 
     #[test]
@@ -356,6 +532,39 @@ mod tests {
             f.contains(&("organ".to_string(), false))
                 && f.contains(&("n_nuclei".to_string(), true))
         );
+    }
+
+    #[test]
+    fn sorting_by_a_number_field_puts_rows_without_it_last_either_way() {
+        let rows = rows();
+        let mut all: Vec<usize> = (0..rows.len()).collect();
+        sort_rows(&rows, &mut all, Some("n_nuclei"), false);
+        assert_eq!(all, [3, 0, 1, 2], "7, 12, 40, then c without a count");
+        sort_rows(&rows, &mut all, Some("n_nuclei"), true);
+        assert_eq!(all, [1, 0, 3, 2]);
+        sort_rows(&rows, &mut all, None, true);
+        assert_eq!(all, [3, 2, 1, 0], "by name, descending");
+    }
+
+    #[test]
+    fn the_filter_pickers_edit_one_filter_per_field_and_remove_it_when_cleared() {
+        let rows = rows();
+        let mut q = Query::default();
+        q.toggle_value("organ", "liver", true);
+        q.toggle_value("organ", "kidney", true);
+        q.set_range("n_nuclei", Some(10.0), None);
+        q.set_has_class(Some("neo".into()));
+        q.set_name_text("a");
+        assert_eq!(q.filters.len(), 4);
+        assert_eq!(q.values_of("organ").len(), 2);
+        assert_eq!(q.range_of("n_nuclei"), (Some(10.0), None));
+        assert_eq!(q.select(&rows), [0]);
+        q.toggle_value("organ", "liver", false);
+        q.toggle_value("organ", "kidney", false);
+        q.set_range("n_nuclei", None, None);
+        q.set_has_class(None);
+        q.set_name_text("  ");
+        assert_eq!(q, Query::default(), "every picker cleared leaves no filter");
     }
 
     #[test]

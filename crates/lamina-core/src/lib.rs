@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod catalog;
 pub mod coco;
 pub mod edit;
+pub mod grid;
 pub mod image_header;
 pub mod image_list;
 pub mod labels;

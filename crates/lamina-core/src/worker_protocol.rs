@@ -23,6 +23,7 @@
 //! | `drop`       | `handle`                                  | `{}`            | |
 //! | `read_predictions` | `truth`, `file_name`, `drop_unmapped`, `bytes` | [`PredictionsRead`] | |
 //! | `run_metrics`| `truth`, `predictions`, `split?`, `iou`, `score` | [`MetricsComputed`] | |
+//! | `thumbnail`  | `bytes`                                   | [`Thumbnailed`] | `thumb` (a JPEG) |
 //!
 //! `segment` is latest-wins: a newer one cancels one still waiting, except that a hover preview
 //! (`remember: false`) never displaces a waiting click; the cancelled one fails with `cancelled: true`.
@@ -101,7 +102,22 @@ pub enum Request {
         iou: f64,
         score: f64,
     },
+    /// The catalog's view of an image file (bytes under [`BYTES_FIELD`]): a small JPEG for the grid and
+    /// the colour embedding find-similar ranks by.
+    Thumbnail,
 }
+
+/// An image's thumbnail (JPEG bytes under [`THUMB_FIELD`]) and its find-similar embedding
+/// (`lamina_core::similar::colour_histogram` of the image at most 256 px wide).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Thumbnailed {
+    pub embedding: Vec<f32>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The field of a `thumbnail` result holding the JPEG.
+pub const THUMB_FIELD: &str = "thumb";
 
 /// A predictions file read: the predictions (JSON list of `lamina_runs::run::Prediction`) and what the
 /// import found (JSON of `lamina_runs::predictions::ImportSummary`).

@@ -43,6 +43,30 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
+    let (header, image) = decode_pixels(bytes)?;
+    let display_png = if header.format.browser_displays() {
+        None
+    } else {
+        let mut png = Vec::new();
+        image
+            .to_rgba8()
+            .write_to(&mut Cursor::new(&mut png), Codec::Png)
+            .map_err(|e| DecodeError::Convert(e.to_string()))?;
+        Some(png)
+    };
+    Ok(Decoded {
+        width: header.width,
+        height: header.height,
+        format: header.format,
+        sha256: sha256_hex(bytes),
+        display_png,
+    })
+}
+
+/// The header checked (bombs refused before decoding), then every pixel decoded.
+fn decode_pixels(
+    bytes: &[u8],
+) -> Result<(lamina_core::image_header::ImageHeader, image::DynamicImage), DecodeError> {
     let header = check_image_header(bytes)?;
     let codec = match header.format {
         ImageFormat::Png => Codec::Png,
@@ -68,23 +92,68 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, DecodeError> {
             image.height()
         )));
     }
-    let display_png = if header.format.browser_displays() {
-        None
-    } else {
-        let mut png = Vec::new();
-        image
-            .to_rgba8()
-            .write_to(&mut Cursor::new(&mut png), Codec::Png)
-            .map_err(|e| DecodeError::Convert(e.to_string()))?;
-        Some(png)
+    Ok((header, image))
+}
+
+/// The grid's thumbnail side, in image pixels (shown at about 112 CSS px, sharp on 1.25× screens).
+pub const THUMB_SIDE_PX: u32 = 144;
+/// Find-similar's colour histogram is taken at most this wide, the scale `lamina eval similar` measured.
+const EMBEDDING_SIDE_PX: u32 = 256;
+/// Joint RGB histogram levels per channel (8³ = 512 values), as measured.
+pub const EMBEDDING_BINS: usize = 8;
+
+/// An image's catalog view: a JPEG thumbnail that fits in [`THUMB_SIDE_PX`] and its colour embedding.
+#[derive(Debug)]
+pub struct Thumb {
+    pub jpeg: Vec<u8>,
+    pub embedding: Vec<f32>,
+    pub width: u32,
+    pub height: u32,
+}
+
+pub fn thumbnail(bytes: &[u8]) -> Result<Thumb, DecodeError> {
+    let (header, image) = decode_pixels(bytes)?;
+    let fit = |side: u32| {
+        if image.width() > side || image.height() > side {
+            image.thumbnail(side, side)
+        } else {
+            image.clone()
+        }
     };
-    Ok(Decoded {
+    let embedding = lamina_core::similar::colour_histogram(
+        fit(EMBEDDING_SIDE_PX).to_rgb8().as_raw(),
+        EMBEDDING_BINS,
+    );
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 82)
+        .encode_image(&fit(THUMB_SIDE_PX).to_rgb8())
+        .map_err(|e| DecodeError::Convert(e.to_string()))?;
+    Ok(Thumb {
+        jpeg,
+        embedding,
         width: header.width,
         height: header.height,
-        format: header.format,
-        sha256: sha256_hex(bytes),
-        display_png,
     })
+}
+
+/// Worker entry of `thumbnail`: a [`lamina_core::worker_protocol::Thumbnailed`] with the JPEG under
+/// [`lamina_core::worker_protocol::THUMB_FIELD`]; or a thrown error message.
+#[wasm_bindgen]
+pub fn thumbnail_image(bytes: &[u8]) -> Result<JsValue, JsError> {
+    let t = thumbnail(bytes).map_err(|e| JsError::new(&e.to_string()))?;
+    let out = to_reply(&lamina_core::worker_protocol::Thumbnailed {
+        embedding: t.embedding,
+        width: t.width,
+        height: t.height,
+    })?;
+    let jpeg = js_sys::Uint8Array::from(t.jpeg.as_slice());
+    js_sys::Reflect::set(
+        &out,
+        &JsValue::from_str(lamina_core::worker_protocol::THUMB_FIELD),
+        &jpeg,
+    )
+    .map_err(|_| JsError::new("could not build the worker's reply"))?;
+    Ok(out.into())
 }
 
 /// A pre-label run's settings from the request, checked.
@@ -179,6 +248,29 @@ mod tests {
             .unwrap()
             .to_rgb8();
         assert_eq!(back.get_pixel(10, 20), &Rgb([60, 160, 128]));
+    }
+
+    #[test]
+    fn a_thumbnail_fits_the_grid_cell_keeps_the_shape_and_carries_the_colour_embedding() {
+        let big = RgbImage::from_fn(600, 300, |x, _| {
+            if x < 300 {
+                Rgb([200, 40, 40])
+            } else {
+                Rgb([40, 40, 200])
+            }
+        });
+        let mut png = Vec::new();
+        big.write_to(&mut Cursor::new(&mut png), Codec::Png).unwrap();
+        let t = thumbnail(&png).unwrap();
+        assert_eq!((t.width, t.height), (600, 300));
+        let small = image::load_from_memory_with_format(&t.jpeg, Codec::Jpeg).unwrap();
+        assert_eq!((small.width(), small.height()), (THUMB_SIDE_PX, THUMB_SIDE_PX / 2));
+        assert_eq!(t.embedding.len(), EMBEDDING_BINS.pow(3));
+        // Half red, half blue: two bins hold sqrt(1/2) each.
+        let held: Vec<f32> = t.embedding.iter().copied().filter(|v| *v > 0.0).collect();
+        assert_eq!(held.len(), 2, "{held:?}");
+        assert!(held.iter().all(|v| (v - 0.5f32.sqrt()).abs() < 0.01));
+        assert!(thumbnail(&png[..png.len() / 2]).is_err(), "a damaged file gets no thumbnail");
     }
 
     #[test]

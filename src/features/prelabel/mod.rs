@@ -10,6 +10,7 @@ use leptos::prelude::*;
 use crate::browser::files::{array_buffer, sha256_hex};
 use crate::error::AppError;
 use crate::features::{batch_images, model};
+use crate::state::catalog::in_label_queue;
 use crate::state::model::{LoadedModelInfo, ModelStatus};
 use crate::state::prelabel::{PreviewImage, Scope, YoloChoice};
 use crate::state::AppState;
@@ -173,11 +174,12 @@ fn clear_preview(state: AppState) {
 pub fn selection(state: AppState) -> Vec<String> {
     let scope = state.prelabel.scope.get();
     let queue = state.review.queue.get();
+    let slice = state.catalog.queue.get();
     let checked = state.prelabel.checked.get();
     state.assets.with(|all| {
         all.iter()
             .filter(|r| match scope {
-                Scope::Listed => queue.is_none_or(|s| r.asset.stage == s),
+                Scope::Listed => in_label_queue(r, queue, slice.as_ref()),
                 Scope::Checked => checked.contains(&r.asset.id),
             })
             .map(|r| r.asset.id.clone())
