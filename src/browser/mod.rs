@@ -4,6 +4,7 @@
 pub mod download;
 pub mod fetch;
 pub mod files;
+pub mod resize;
 pub mod tabs;
 pub mod transport;
 

@@ -118,14 +118,30 @@ pub fn want_thumbs(state: AppState, ids: Vec<String>) {
     });
 }
 
-/// The image's thumbnail: from storage, else made in the worker from the stored image and kept.
+/// The image's thumbnail: from storage, else made in the worker from the stored image and kept. An
+/// image of a synced batch not fetched yet is fetched now (it scrolled into view), as opening it would.
 async fn thumb_of(state: AppState, asset_id: &str) -> Result<Thumb, AppError> {
     let db = store::shared()?;
     let blob = match db.thumb(asset_id).await? {
         Some(blob) => blob,
         None => match make_thumb(state, asset_id).await? {
             Some((blob, _)) => blob,
-            None => return Ok(Thumb::NotFetched),
+            None => {
+                let remote = state.assets.with_untracked(|all| {
+                    all.iter()
+                        .find(|r| r.asset.id == asset_id && r.remote.is_some())
+                        .cloned()
+                });
+                let Some(record) = remote else {
+                    return Ok(Thumb::NotFetched);
+                };
+                let fetched = super::batch_images::fetch_image(state, &record).await?;
+                state.replace_record(fetched);
+                match make_thumb(state, asset_id).await? {
+                    Some((blob, _)) => blob,
+                    None => return Ok(Thumb::NotFetched),
+                }
+            }
         },
     };
     let url = web_sys::Url::create_object_url_with_blob(&blob)

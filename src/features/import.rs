@@ -42,6 +42,8 @@ pub struct Incoming {
 pub struct Report {
     pub imported: usize,
     pub problems: Vec<String>,
+    /// Imported, but with something to fix (bad values in a number column of a manifest).
+    pub warnings: Vec<String>,
     pub stopped: Option<String>,
 }
 
@@ -55,10 +57,13 @@ impl Report {
                 self.problems.join("\n")
             );
         }
+        if !self.warnings.is_empty() {
+            text += &format!("\nTo check in the manifest:\n{}", self.warnings.join("\n"));
+        }
         if let Some(why) = &self.stopped {
             text = format!("{why}\n{text}");
         }
-        if self.problems.is_empty() && self.stopped.is_none() {
+        if self.problems.is_empty() && self.warnings.is_empty() && self.stopped.is_none() {
             state.info(text);
         } else {
             state.error(text);
@@ -252,6 +257,12 @@ pub async fn import_manifest(state: AppState, text: String, base_url: Option<Str
     let base = base_url.unwrap_or_else(page_url);
     let mut report = Report {
         problems: manifest.problems.clone(),
+        warnings: lamina_core::catalog::mixed_columns(
+            manifest
+                .entries
+                .iter()
+                .map(|e| (e.name.as_str(), &e.metadata)),
+        ),
         ..Report::default()
     };
     let mut items = Vec::new();

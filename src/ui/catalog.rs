@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_sys::KeyboardEvent;
 
+use crate::browser::resize::SizeWatch;
 use crate::features::catalog as actions;
 use crate::state::catalog::Thumb;
 use crate::state::runs::Page;
@@ -29,17 +30,19 @@ pub fn CatalogPage(state: AppState) -> impl IntoView {
         let sort = ui.sort.get();
         rows.with(|r| actions::listed(r, &query, &sort, similar.as_ref()))
     });
+    // Every field of the rows, with whether it holds numbers (the pickers, the sort and the charts).
+    let all_fields = Memo::new(move |_| rows.with(|r| fields(r)));
     view! {
         <main class="catalog">
             <aside class="catalog-side">
-                <Filters state rows/>
+                <Filters state rows all_fields/>
                 <Slices state rows/>
             </aside>
             <section class="catalog-main">
-                <Toolbar state rows listed/>
+                <Toolbar state rows listed all_fields/>
                 <Grid state rows listed/>
             </section>
-            <Charts state rows listed/>
+            <Charts state rows listed all_fields/>
         </main>
     }
 }
@@ -49,7 +52,7 @@ fn parse_bound(text: &str) -> Option<f64> {
 }
 
 #[component]
-fn Filters(state: AppState, rows: Memo<Vec<Row>>) -> impl IntoView {
+fn Filters(state: AppState, rows: Memo<Vec<Row>>, all_fields: Memo<Vec<(String, bool)>>) -> impl IntoView {
     let ui = state.catalog;
     let edit = move |f: &dyn Fn(&mut lamina_core::catalog::Query)| {
         ui.query.update(|q| f(q));
@@ -57,7 +60,6 @@ fn Filters(state: AppState, rows: Memo<Vec<Row>>) -> impl IntoView {
         ui.cursor.set(0);
         ui.scroll_top.set(0.0);
     };
-    let all_fields = Memo::new(move |_| rows.with(|r| fields(r)));
     let text_fields = move || {
         // The value counts change with the images even when the fields do not.
         rows.track();
@@ -249,7 +251,12 @@ fn anchors(state: AppState, rows: &[Row], listed: &[usize]) -> Vec<String> {
 }
 
 #[component]
-fn Toolbar(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl IntoView {
+fn Toolbar(
+    state: AppState,
+    rows: Memo<Vec<Row>>,
+    listed: Memo<Vec<usize>>,
+    all_fields: Memo<Vec<(String, bool)>>,
+) -> impl IntoView {
     let ui = state.catalog;
     let find = move |_| {
         let picked = rows.with_untracked(|r| listed.with_untracked(|l| anchors(state, r, l)));
@@ -258,7 +265,7 @@ fn Toolbar(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> i
     let sort_options = move || {
         let current = ui.sort.with(|s| s.0.clone());
         let mut names = vec![actions::SORT_BY_NAME.to_string()];
-        names.extend(rows.with(|r| fields(r)).into_iter().map(|(f, _)| f));
+        names.extend(all_fields.get().into_iter().map(|(f, _)| f));
         names
             .into_iter()
             .map(|f| {
@@ -326,6 +333,17 @@ fn toggle_checked(state: AppState, asset_id: &str) {
     });
 }
 
+/// One cell of the grid as drawn: its place among the listed images and what it shows. A cell whose
+/// place and content stay the same is kept as it is when the grid scrolls or a thumbnail arrives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CellKey {
+    n: usize,
+    id: String,
+    name: String,
+    stage: String,
+    score: Option<String>,
+}
+
 #[component]
 fn Grid(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl IntoView {
     let ui = state.catalog;
@@ -334,20 +352,19 @@ fn Grid(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl
         let (width, _) = ui.viewport.get();
         GridLayout::new(width, CELL_SCREEN, listed.with(Vec::len))
     });
-    let measure = move || {
-        if let Some(el) = boxed.get_untracked() {
-            let size = (f64::from(el.client_width()), f64::from(el.client_height()));
-            if size.0 > 0.0 && ui.viewport.get_untracked() != size {
-                ui.viewport.set(size);
-            }
-        }
-    };
+    // The box's size, from the browser after layout (never read while the page is being built).
+    let watch = StoredValue::new_local(None::<SizeWatch>);
     Effect::new(move |_| {
-        if boxed.get().is_some() {
-            measure();
+        if let Some(el) = boxed.get() {
+            let size = move |w: f64, h: f64| {
+                if w > 0.0 && ui.viewport.get_untracked() != (w, h) {
+                    ui.viewport.set((w, h));
+                }
+            };
+            watch.set_value(SizeWatch::new(&el, size));
         }
     });
-    let _resize = window_event_listener(leptos::ev::resize, move |_| measure());
+    on_cleanup(move || watch.set_value(None));
     let visible = Memo::new(move |_| {
         let (_, height) = ui.viewport.get();
         layout.get().visible(ui.scroll_top.get(), height)
@@ -391,58 +408,66 @@ fn Grid(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl
             }
         }
     };
-    let cells = move || {
+    let cells = Memo::new(move |_| {
         let range = visible.get();
-        let layout = layout.get();
-        let cursor = ui.cursor.get();
-        let checked = state.prelabel.checked.get();
-        let similar = ui.similar.get();
-        let thumbs = ui.thumbs.get();
-        rows.with(|r| {
-            listed.with(|l| {
-                range
-                    .map(|n| {
-                        let row = &r[l[n]];
-                        let (x, y) = layout.position_screen(n);
-                        let id = row.asset_id.clone();
-                        let (id_click, id_dbl) = (id.clone(), id.clone());
-                        let picture = match thumbs.get(&id) {
-                            Some(Thumb::Ready(url)) => view! { <img src=url.clone() alt="" draggable="false"/> }.into_any(),
-                            Some(Thumb::NotFetched) => view! { <span class="placeholder" title="Not on this device yet: fetched when opened">"not fetched"</span> }.into_any(),
-                            Some(Thumb::Failed(why)) => view! { <span class="placeholder error" title=why.clone()>"no preview"</span> }.into_any(),
-                            None => view! { <span class="placeholder">"…"</span> }.into_any(),
-                        };
-                        let score = similar.as_ref().map(|s| {
-                            if s.anchors.contains(&id) {
-                                "anchor".to_string()
-                            } else {
-                                s.scores.get(&id).map_or(String::new(), |v| format!("{v:.3}"))
+        ui.similar.with(|similar| {
+            rows.with(|r| {
+                listed.with(|l| {
+                    range
+                        .map(|n| {
+                            let row = &r[l[n]];
+                            let id = &row.asset_id;
+                            CellKey {
+                                n,
+                                id: id.clone(),
+                                name: row.name.clone(),
+                                stage: row
+                                    .fields
+                                    .get(lamina_core::catalog::FIELD_STAGE)
+                                    .map(|v| v.label())
+                                    .unwrap_or_default(),
+                                score: similar.as_ref().map(|s| {
+                                    if s.anchors.contains(id) {
+                                        "anchor".to_string()
+                                    } else {
+                                        s.scores.get(id).map_or(String::new(), |v| format!("{v:.3}"))
+                                    }
+                                }),
                             }
-                        });
-                        let stage = row
-                            .fields
-                            .get(lamina_core::catalog::FIELD_STAGE)
-                            .map(|v| v.label())
-                            .unwrap_or_default();
-                        view! {
-                            <div class="cell" data-testid="catalog-cell" data-id=id.clone() data-name=row.name.clone()
-                                class:cursor=n == cursor class:checked=checked.contains(&id)
-                                style=format!("transform: translate({x}px, {y}px)")
-                                on:click=move |_| ui.cursor.set(n)
-                                on:dblclick=move |_| open_image(state, &id_dbl)>
-                                {picture}
-                                <input type="checkbox" data-testid="cell-check" prop:checked=checked.contains(&id)
-                                    on:click=|ev| ev.stop_propagation()
-                                    on:change=move |_| toggle_checked(state, &id_click)/>
-                                <span class="cell-name">{row.name.clone()}</span>
-                                <span class="cell-stage">{stage}</span>
-                                {score.map(|s| view! { <span class="cell-score" data-testid="cell-score">{s}</span> })}
-                            </div>
-                        }
-                    })
-                    .collect_view()
+                        })
+                        .collect::<Vec<_>>()
+                })
             })
         })
+    });
+    let cell = move |key: CellKey| {
+        let CellKey { n, id, name, stage, score } = key;
+        let (id_thumb, id_checked, id_box, id_click, id_dbl) =
+            (id.clone(), id.clone(), id.clone(), id.clone(), id.clone());
+        let picture = move || match ui.thumbs.with(|t| t.get(&id_thumb).cloned()) {
+            Some(Thumb::Ready(url)) => view! { <img src=url alt="" draggable="false"/> }.into_any(),
+            Some(Thumb::NotFetched) => view! { <span class="placeholder" title="Not on this device yet: fetched when opened">"not fetched"</span> }.into_any(),
+            Some(Thumb::Failed(why)) => view! { <span class="placeholder error" title=why>"no preview"</span> }.into_any(),
+            None => view! { <span class="placeholder">"…"</span> }.into_any(),
+        };
+        let is_checked = move || state.prelabel.checked.with(|c| c.contains(&id_checked));
+        view! {
+            <div class="cell" data-testid="catalog-cell" data-id=id.clone() data-name=name.clone()
+                class:cursor=move || ui.cursor.get() == n
+                class:checked=is_checked
+                style=move || { let (x, y) = layout.get().position_screen(n); format!("transform: translate({x}px, {y}px)") }
+                on:click=move |_| ui.cursor.set(n)
+                on:dblclick=move |_| open_image(state, &id_dbl)>
+                {picture}
+                <input type="checkbox" data-testid="cell-check"
+                    prop:checked=move || state.prelabel.checked.with(|c| c.contains(&id_box))
+                    on:click=|ev| ev.stop_propagation()
+                    on:change=move |_| toggle_checked(state, &id_click)/>
+                <span class="cell-name">{name.clone()}</span>
+                <span class="cell-stage">{stage}</span>
+                {score.map(|s| view! { <span class="cell-score" data-testid="cell-score">{s}</span> })}
+            </div>
+        }
     };
     view! {
         <div class="catalog-grid" tabindex="0" node_ref=boxed data-testid="catalog-grid"
@@ -451,7 +476,7 @@ fn Grid(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl
             }
             on:keydown=on_key>
             <div class="catalog-grid-inner" style=move || format!("height: {}px", layout.get().height_screen())>
-                {cells}
+                <For each=move || cells.get() key=|k| k.clone() children=cell/>
             </div>
         </div>
     }

@@ -1,7 +1,7 @@
 //! The catalog's charts, drawn as SVG: images per value of a metadata field, labels per class, images per
 //! stage. Each follows the filters (it counts the images the grid lists).
 
-use lamina_core::catalog::{class_counts, fields, value_counts, Row};
+use lamina_core::catalog::{class_counts, value_counts, Row};
 use lamina_core::review::Stage;
 use leptos::prelude::*;
 
@@ -60,18 +60,23 @@ fn BarChart(title: String, bars: Vec<Bar>, testid: &'static str) -> impl IntoVie
 }
 
 /// The text fields a chart can count by (metadata columns and the stage), first column first.
-fn chartable(rows: &[Row]) -> Vec<String> {
-    fields(rows)
-        .into_iter()
+fn chartable(fields: &[(String, bool)]) -> Vec<String> {
+    fields
+        .iter()
         .filter(|(name, numeric)| !numeric && name != "status")
-        .map(|(name, _)| name)
+        .map(|(name, _)| name.clone())
         .collect()
 }
 
 #[component]
-pub fn Charts(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl IntoView {
+pub fn Charts(
+    state: AppState,
+    rows: Memo<Vec<Row>>,
+    listed: Memo<Vec<usize>>,
+    all_fields: Memo<Vec<(String, bool)>>,
+) -> impl IntoView {
     let ui = state.catalog;
-    let choices = Memo::new(move |_| rows.with(|r| chartable(r)));
+    let choices = Memo::new(move |_| all_fields.with(|f| chartable(f)));
     let field = move || {
         let picked = ui.chart_field.get();
         let all = choices.get();

@@ -338,18 +338,77 @@ pub fn class_counts(rows: &[Row], selected: &[usize]) -> BTreeMap<String, u64> {
     out
 }
 
-/// The fields rows have, for the filter pickers: each with whether every value seen is a number.
+/// The fields rows have, for the filter pickers: each with whether it is a number column (at least
+/// [`NUMERIC_SHARE`] of its values are numbers; the others are bad values, named by [`mixed_columns`]).
 pub fn fields(rows: &[Row]) -> Vec<(String, bool)> {
-    let mut out: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut out: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for row in rows {
         for (k, v) in &row.fields {
-            let numeric = matches!(v, Value::Number(_));
-            out.entry(k.as_str())
-                .and_modify(|n| *n &= numeric)
-                .or_insert(numeric);
+            let (numbers, all) = out.entry(k.as_str()).or_default();
+            *numbers += usize::from(matches!(v, Value::Number(_)));
+            *all += 1;
         }
     }
-    out.into_iter().map(|(k, n)| (k.to_owned(), n)).collect()
+    out.into_iter()
+        .map(|(k, (numbers, all))| (k.to_owned(), is_numeric(numbers, all)))
+        .collect()
+}
+
+/// A column is a number column when at least this share of its values are numbers.
+pub const NUMERIC_SHARE: f64 = 0.8;
+
+fn is_numeric(numbers: usize, all: usize) -> bool {
+    all > 0 && numbers as f64 >= NUMERIC_SHARE * all as f64
+}
+
+/// Bad values of number columns: for each metadata column whose values are mostly numbers but not all,
+/// one line naming it, how many values are not numbers and the first few images with them (a typo like
+/// `4O` for `40`). The images are kept; range filters and sorting by the column leave them out or last.
+pub fn mixed_columns<'a>(
+    items: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, serde_json::Value>)>,
+) -> Vec<String> {
+    const NAMED: usize = 5;
+    /// Per column: how many values are numbers, and the images whose value is not (with it).
+    type Tally<'a> = (usize, Vec<(&'a str, String)>);
+    let mut columns: BTreeMap<&str, Tally> = BTreeMap::new();
+    for (name, metadata) in items {
+        for (key, value) in metadata {
+            let v = match value {
+                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => None,
+                serde_json::Value::String(s) if s.trim().is_empty() => continue,
+                serde_json::Value::String(s) => match number_in(s) {
+                    Value::Number(_) => None,
+                    Value::Text(t) => Some(t),
+                },
+                serde_json::Value::Null => continue,
+                other => Some(other.to_string()),
+            };
+            let (numbers, bad) = columns.entry(key.as_str()).or_default();
+            match v {
+                None => *numbers += 1,
+                Some(text) => bad.push((name, text)),
+            }
+        }
+    }
+    columns
+        .into_iter()
+        .filter(|(_, (numbers, bad))| !bad.is_empty() && is_numeric(*numbers, numbers + bad.len()))
+        .map(|(column, (numbers, bad))| {
+            let shown: Vec<String> = bad
+                .iter()
+                .take(NAMED)
+                .map(|(name, text)| format!("{name} ({text:?})"))
+                .collect();
+            let more = bad.len().saturating_sub(NAMED);
+            format!(
+                "column {column}: {} of {} values are not numbers: {}{}; those images are kept, and left out of its range filter",
+                bad.len(),
+                numbers + bad.len(),
+                shown.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            )
+        })
+        .collect()
 }
 
 /// A saved selection: a named query, evaluated again whenever the project changes, so an image added
@@ -532,6 +591,59 @@ mod tests {
             f.contains(&("organ".to_string(), false))
                 && f.contains(&("n_nuclei".to_string(), true))
         );
+    }
+
+    #[test]
+    fn a_10000_row_manifest_with_bad_values_imports_every_good_row_and_names_the_bad_ones() {
+        // 10,000 rows; every 997th has a typo in its count, row 5000 has no URL, row 7000 too many cells.
+        let mut csv = String::from("url,organ,n_nuclei\n");
+        for i in 0..10_000 {
+            match i {
+                5000 => csv.push_str(",liver,12\n"),
+                7000 => csv.push_str("t7000.png,liver,12,extra\n"),
+                i if i % 997 == 0 => csv.push_str(&format!("t{i}.png,liver,4O\n")),
+                i => csv.push_str(&format!("t{i}.png,{},{}\n", ["liver", "kidney"][i % 2], i % 90)),
+            }
+        }
+        let manifest = crate::image_list::parse_manifest(&csv).unwrap();
+        assert_eq!(manifest.entries.len(), 9_998, "every row but the two broken ones");
+        assert_eq!(manifest.problems.len(), 2, "{:?}", manifest.problems);
+        assert!(manifest.problems[0].starts_with("line 5002"), "{:?}", manifest.problems);
+        assert!(manifest.problems[1].starts_with("line 7002"), "{:?}", manifest.problems);
+        let problems = mixed_columns(
+            manifest
+                .entries
+                .iter()
+                .map(|e| (e.name.as_str(), &e.metadata)),
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(
+                "column n_nuclei: 11 of 9998 values are not numbers: t0.png (\"4O\"), t997.png (\"4O\")"
+            ),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[0].contains("and 6 more"), "{}", problems[0]);
+        // The column stays a number column for the catalog; organ (all text) is no problem.
+        let rows: Vec<Row> = manifest
+            .entries
+            .iter()
+            .map(|e| {
+                let mut a = asset(&e.name, None, None);
+                a.metadata = e.metadata.clone();
+                row_of(&a, &[])
+            })
+            .collect();
+        assert!(fields(&rows).contains(&("n_nuclei".to_string(), true)));
+        let dense = Query {
+            filters: vec![Filter::Range {
+                field: "n_nuclei".into(),
+                min: Some(0.0),
+                max: None,
+            }],
+        };
+        assert_eq!(dense.select(&rows).len(), 9_998 - 11, "the typos are left out of the range");
     }
 
     #[test]
