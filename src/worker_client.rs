@@ -245,7 +245,9 @@ pub async fn decode_image(bytes: js_sys::ArrayBuffer) -> Result<DecodedImage, Ap
 }
 
 /// An image's catalog thumbnail (a JPEG Blob) and find-similar embedding, made in the worker.
-pub async fn thumbnail(bytes: js_sys::ArrayBuffer) -> Result<(web_sys::Blob, Thumbnailed), AppError> {
+pub async fn thumbnail(
+    bytes: js_sys::ArrayBuffer,
+) -> Result<(web_sys::Blob, Thumbnailed), AppError> {
     let r = request(
         &Request::Thumbnail,
         &[(BYTES_FIELD, bytes.clone().into())],

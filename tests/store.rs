@@ -43,6 +43,7 @@ fn record(project_id: &str, id: &str, position: u32) -> AssetRecord {
         remote: None,
         review_note: None,
         label_counts: None,
+        imported: None,
     }
 }
 

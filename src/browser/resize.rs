@@ -15,7 +15,10 @@ pub struct SizeWatch {
 impl SizeWatch {
     /// Calls `on_size(width, height)` in CSS px with the element's content box, once it is laid out and
     /// after every change.
-    pub fn new(element: &Element, mut on_size: impl FnMut(f64, f64) + 'static) -> Option<SizeWatch> {
+    pub fn new(
+        element: &Element,
+        mut on_size: impl FnMut(f64, f64) + 'static,
+    ) -> Option<SizeWatch> {
         let callback = Closure::<dyn FnMut(js_sys::Array)>::new(move |entries: js_sys::Array| {
             if let Some(entry) = entries
                 .iter()

@@ -23,7 +23,9 @@ use crate::worker_client;
 
 /// Every image of the project as a catalog row, in import order (tracked).
 pub fn rows(state: AppState) -> Vec<Row> {
-    state.assets.with(|all| all.iter().map(row_of_record).collect())
+    state
+        .assets
+        .with(|all| all.iter().map(row_of_record).collect())
 }
 
 /// How the grid orders what it lists: a field (`None`: import order), high to low or not.
@@ -31,7 +33,12 @@ pub type SortOrder = (Option<String>, bool);
 
 /// The indices (into `rows`) the grid lists: the rows the filters keep, in the order picked; most
 /// similar first while a find-similar ranking is shown (its anchors ahead of everything).
-pub fn listed(rows: &[Row], query: &Query, sort: &SortOrder, similar: Option<&Similar>) -> Vec<usize> {
+pub fn listed(
+    rows: &[Row],
+    query: &Query,
+    sort: &SortOrder,
+    similar: Option<&Similar>,
+) -> Vec<usize> {
     let mut picked = query.select(rows);
     if let (Some(field), descending) = sort {
         let field = (field != SORT_BY_NAME).then_some(field.as_str());
@@ -85,11 +92,9 @@ pub async fn on_project_opened(state: AppState, project_id: &str) {
 /// worker, the latest asked first, and shown as each is ready.
 pub fn want_thumbs(state: AppState, ids: Vec<String>) {
     let ui = state.catalog;
-    let missing: Vec<String> = ui.thumbs.with_untracked(|t| {
-        ids.into_iter()
-            .filter(|id| !t.contains_key(id))
-            .collect()
-    });
+    let missing: Vec<String> = ui
+        .thumbs
+        .with_untracked(|t| ids.into_iter().filter(|id| !t.contains_key(id)).collect());
     if missing.is_empty() {
         return;
     }
@@ -122,9 +127,17 @@ pub fn want_thumbs(state: AppState, ids: Vec<String>) {
 /// image of a synced batch not fetched yet is fetched now (it scrolled into view), as opening it would.
 async fn thumb_of(state: AppState, asset_id: &str) -> Result<Thumb, AppError> {
     let db = store::shared()?;
+    // The image's own project: another may be open by the time the worker answers.
+    let Some(project_id) = state.assets.with_untracked(|all| {
+        all.iter()
+            .find(|r| r.asset.id == asset_id)
+            .map(|r| r.project_id.clone())
+    }) else {
+        return Ok(Thumb::NotFetched);
+    };
     let blob = match db.thumb(asset_id).await? {
         Some(blob) => blob,
-        None => match make_thumb(state, asset_id).await? {
+        None => match make_thumb(asset_id, &project_id).await? {
             Some((blob, _)) => blob,
             None => {
                 let remote = state.assets.with_untracked(|all| {
@@ -137,7 +150,7 @@ async fn thumb_of(state: AppState, asset_id: &str) -> Result<Thumb, AppError> {
                 };
                 let fetched = super::batch_images::fetch_image(state, &record).await?;
                 state.replace_record(fetched);
-                match make_thumb(state, asset_id).await? {
+                match make_thumb(asset_id, &project_id).await? {
                     Some((blob, _)) => blob,
                     None => return Ok(Thumb::NotFetched),
                 }
@@ -151,8 +164,8 @@ async fn thumb_of(state: AppState, asset_id: &str) -> Result<Thumb, AppError> {
 
 /// Makes and stores an image's thumbnail and embedding; `None` when the image is not on this device.
 async fn make_thumb(
-    state: AppState,
     asset_id: &str,
+    project_id: &str,
 ) -> Result<Option<(web_sys::Blob, Vec<f32>)>, AppError> {
     let db = store::shared()?;
     let Some(image) = db.blob(asset_id).await? else {
@@ -160,10 +173,9 @@ async fn make_thumb(
     };
     let bytes = crate::browser::files::array_buffer(&image, "the image").await?;
     let (thumb, made) = worker_client::thumbnail(bytes).await?;
-    let project_id = state.project_id.get_untracked().ok_or(AppError::NoProject)?;
     let record = ThumbRecord {
         asset_id: asset_id.to_owned(),
-        project_id,
+        project_id: project_id.to_owned(),
         embedding: made.embedding,
     };
     db.put_thumb(&record, &thumb).await?;
@@ -195,7 +207,10 @@ pub async fn find_similar(state: AppState, anchors: Vec<String>) {
 }
 
 async fn similar_to(state: AppState, anchors: &[String]) -> Result<(Similar, usize), AppError> {
-    let project_id = state.project_id.get_untracked().ok_or(AppError::NoProject)?;
+    let project_id = state
+        .project_id
+        .get_untracked()
+        .ok_or(AppError::NoProject)?;
     let db = store::shared()?;
     let mut embeddings: HashMap<String, Vec<f32>> = db
         .embeddings(&project_id)
@@ -206,7 +221,10 @@ async fn similar_to(state: AppState, anchors: &[String]) -> Result<(Similar, usi
     let ids: Vec<String> = state
         .assets
         .with_untracked(|all| all.iter().map(|r| r.asset.id.clone()).collect());
-    let missing: Vec<&String> = ids.iter().filter(|id| !embeddings.contains_key(*id)).collect();
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !embeddings.contains_key(*id))
+        .collect();
     let mut skipped = 0;
     for (n, id) in missing.iter().enumerate() {
         state.progress.set(Some(format!(
@@ -214,7 +232,7 @@ async fn similar_to(state: AppState, anchors: &[String]) -> Result<(Similar, usi
             n + 1,
             missing.len()
         )));
-        match make_thumb(state, id).await? {
+        match make_thumb(id, &project_id).await? {
             Some((_, embedding)) => {
                 embeddings.insert((*id).clone(), embedding);
             }
@@ -259,11 +277,16 @@ pub async fn save_slice(state: AppState, name: String) {
                 .assets
                 .with_untracked(|all| all.iter().map(row_of_record).collect::<Vec<_>>());
             let keep = ui.similar_keep.get_untracked();
-            listed(&rows, &ui.query.get_untracked(), &ui.sort.get_untracked(), Some(&s))
-                .into_iter()
-                .take(s.anchors.len() + keep)
-                .map(|i| rows[i].asset_id.clone())
-                .collect()
+            listed(
+                &rows,
+                &ui.query.get_untracked(),
+                &ui.sort.get_untracked(),
+                Some(&s),
+            )
+            .into_iter()
+            .take(s.anchors.len() + keep)
+            .map(|i| rows[i].asset_id.clone())
+            .collect()
         }
     };
     let query = if pinned.is_empty() {
@@ -386,7 +409,10 @@ pub async fn to_review(state: AppState, ids: Vec<String>) {
             continue;
         }
         if let Err(e) = editing::review::submit_stored(state, record, &author).await {
-            return state.fail(&format!("Sending to review stopped after {sent} image(s)"), &e);
+            return state.fail(
+                &format!("Sending to review stopped after {sent} image(s)"),
+                &e,
+            );
         }
         sent += 1;
     }

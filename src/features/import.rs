@@ -123,6 +123,7 @@ async fn import_one(
         remote: None,
         review_note: None,
         label_counts: None,
+        imported: Some(crate::browser::now()),
     };
     let store = store::shared().map_err(ImportError::Stop)?;
     store.add_asset(&record, &blob).await.map_err(|e| match e {

@@ -112,6 +112,7 @@ async fn connect_inner(state: AppState, form: ConnectForm) -> Result<(), AppErro
                 remote: Some(a.location.clone()),
                 review_note: None,
                 label_counts: None,
+                imported: Some(crate::browser::now()),
             }
         })
         .collect();

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use lamina_core::catalog::{row_of_counts, LabelCounts, Query, Row, Slice};
+use lamina_core::catalog::{LabelCounts, Query, Row, Slice};
 use lamina_core::review::Stage;
 use leptos::prelude::*;
 
@@ -86,15 +86,32 @@ impl Default for CatalogState {
     }
 }
 
+/// What the catalog page's parts read, derived from the state while the page is open: every image's
+/// row, the rows listed (filtered, in order) and the fields with whether each holds numbers.
+#[derive(Clone, Copy)]
+pub struct CatalogData {
+    pub rows: Memo<Vec<Row>>,
+    pub listed: Memo<Vec<usize>>,
+    pub all_fields: Memo<Vec<(String, bool)>>,
+}
+
 /// The catalog's row of an image, from its record (label counts kept on it; none yet means none).
 pub fn row_of_record(record: &AssetRecord) -> Row {
     let none = LabelCounts::default();
-    row_of_counts(&record.asset, record.label_counts.as_ref().unwrap_or(&none))
+    lamina_core::catalog::row_of_record(
+        &record.asset,
+        record.label_counts.as_ref().unwrap_or(&none),
+        record.imported.as_deref(),
+    )
 }
 
 /// Whether the labeling list shows an image: in the stage queue picked (if any) and in the selection
 /// opened as a queue (if any).
-pub fn in_label_queue(record: &AssetRecord, stage: Option<Stage>, slice: Option<&SliceQueue>) -> bool {
+pub fn in_label_queue(
+    record: &AssetRecord,
+    stage: Option<Stage>,
+    slice: Option<&SliceQueue>,
+) -> bool {
     stage.is_none_or(|s| record.asset.stage == s)
         && slice.is_none_or(|q| q.ids.contains(&record.asset.id))
 }

@@ -2,13 +2,13 @@
 //! embedding find-similar ranks by (both made in the worker from the stored image), by asset id, index
 //! `project`. Slices live in `settings` under `slices/<project id>`.
 
-use idb::{Database, IndexParams, KeyPath, ObjectStoreParams};
+use idb::{Database, ObjectStoreParams};
 use lamina_core::catalog::Slice;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 use web_sys::Blob;
 
-use super::{to_js, Store};
+use super::{add_index, to_js, Store};
 use crate::error::AppError;
 
 pub(crate) const THUMBS: &str = "thumbs";
@@ -17,11 +17,7 @@ const THUMB_BLOB: &str = "thumb";
 
 pub(super) fn migrate_to_v6(db: &Database) -> Result<(), idb::Error> {
     let thumbs = db.create_object_store(THUMBS, ObjectStoreParams::new())?;
-    thumbs.create_index(
-        "project",
-        KeyPath::new_single("project_id"),
-        Some(IndexParams::new()),
-    )?;
+    add_index(&thumbs, "project", "project_id")?;
     Ok(())
 }
 
@@ -44,8 +40,9 @@ impl Store {
         let Some(value) = self.get_value(THUMBS, asset_id).await? else {
             return Ok(None);
         };
-        let blob = js_sys::Reflect::get(&value, &JsValue::from_str(THUMB_BLOB))
-            .map_err(|_| AppError::Corrupt(format!("the thumbnail of {asset_id} has no picture")))?;
+        let blob = js_sys::Reflect::get(&value, &JsValue::from_str(THUMB_BLOB)).map_err(|_| {
+            AppError::Corrupt(format!("the thumbnail of {asset_id} has no picture"))
+        })?;
         Ok(wasm_bindgen::JsCast::dyn_into::<Blob>(blob).ok())
     }
 
@@ -81,4 +78,3 @@ impl Store {
         self.put_setting(&slices_key(project_id), &text).await
     }
 }
-

@@ -73,6 +73,9 @@ pub struct AssetRecord {
     /// `None` on records from before counts were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label_counts: Option<lamina_core::catalog::LabelCounts>,
+    /// When the image came into the project (RFC 3339); `None` on records from before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<String>,
     /// Why the image's stage needs attention (a stale approval, conflicting decisions), as
     /// `lamina_core::review::StageNote::text` words it; kept so the review panel can list them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +129,16 @@ pub(crate) fn from_js<T: DeserializeOwned>(value: JsValue) -> Result<T, AppError
     serde_wasm_bindgen::from_value(value).map_err(|e| AppError::Corrupt(e.to_string()))
 }
 
+/// Adds the index `name` over the records' `field` (e.g. `project` over `project_id`).
+pub(crate) fn add_index(
+    store: &idb::ObjectStore,
+    name: &str,
+    field: &str,
+) -> Result<(), idb::Error> {
+    store.create_index(name, KeyPath::new_single(field), Some(IndexParams::new()))?;
+    Ok(())
+}
+
 /// Schema steps, run in order from the stored version up to [`SCHEMA_VERSION`].
 fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
     if from_version < 1 {
@@ -136,18 +149,10 @@ fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
         };
         db.create_object_store(PROJECTS, keyed_by_id())?;
         let assets = db.create_object_store(ASSETS, ObjectStoreParams::new())?;
-        assets.create_index(
-            "project",
-            KeyPath::new_single("project_id"),
-            Some(IndexParams::new()),
-        )?;
+        add_index(&assets, "project", "project_id")?;
         db.create_object_store(BLOBS, ObjectStoreParams::new())?;
         let instances = db.create_object_store(INSTANCES, keyed_by_id())?;
-        instances.create_index(
-            "asset",
-            KeyPath::new_single("asset_id"),
-            Some(IndexParams::new()),
-        )?;
+        add_index(&instances, "asset", "asset_id")?;
         db.create_object_store(SETTINGS, ObjectStoreParams::new())?;
     }
     if from_version < 2 {
@@ -156,11 +161,7 @@ fn migrate(db: &Database, from_version: u32) -> Result<(), idb::Error> {
     }
     if from_version < 3 {
         let outbox = db.create_object_store(OUTBOX, ObjectStoreParams::new())?;
-        outbox.create_index(
-            "project",
-            KeyPath::new_single("project_id"),
-            Some(IndexParams::new()),
-        )?;
+        add_index(&outbox, "project", "project_id")?;
         db.create_object_store(SYNC_ASSETS, ObjectStoreParams::new())?;
         db.create_object_store(SYNC_BATCHES, ObjectStoreParams::new())?;
     }

@@ -2,12 +2,12 @@
 //! (index `asset`, index `project`). An event is written in the same transaction as the image's record
 //! (its stage moved on) and, in a synced batch, marked unpushed until a push carries it.
 
-use idb::{Database, IndexParams, KeyPath, ObjectStoreParams};
+use idb::{Database, KeyPath, ObjectStoreParams};
 use lamina_core::review::ReviewEvent;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
-use super::{from_js, to_js, AssetRecord, OutboxEntry, Store, ASSETS, OUTBOX};
+use super::{add_index, from_js, to_js, AssetRecord, OutboxEntry, Store, ASSETS, OUTBOX};
 use crate::error::AppError;
 
 pub(crate) const REVIEW_EVENTS: &str = "review_events";
@@ -16,16 +16,8 @@ pub(super) fn migrate_to_v5(db: &Database) -> Result<(), idb::Error> {
     let mut params = ObjectStoreParams::new();
     params.key_path(Some(KeyPath::new_single("id")));
     let events = db.create_object_store(REVIEW_EVENTS, params)?;
-    events.create_index(
-        "asset",
-        KeyPath::new_single("asset_id"),
-        Some(IndexParams::new()),
-    )?;
-    events.create_index(
-        "project",
-        KeyPath::new_single("project_id"),
-        Some(IndexParams::new()),
-    )?;
+    add_index(&events, "asset", "asset_id")?;
+    add_index(&events, "project", "project_id")?;
     Ok(())
 }
 

@@ -2,12 +2,12 @@
 //! which the worker reads as it is), `run_predictions` each prediction set imported into a run. A run
 //! is written in one transaction, and so is each prediction set: an import lands whole or not at all.
 
-use idb::{Database, IndexParams, KeyPath, ObjectStoreParams};
+use idb::{Database, KeyPath, ObjectStoreParams};
 use lamina_runs::run::RunInfo;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::JsValue;
 
-use super::{from_js, to_js, Store};
+use super::{add_index, from_js, to_js, Store};
 use crate::error::AppError;
 
 pub(crate) const RUNS: &str = "runs";
@@ -20,17 +20,9 @@ pub(super) fn migrate_to_v4(db: &Database) -> Result<(), idb::Error> {
         p
     };
     let runs = db.create_object_store(RUNS, keyed_by_id())?;
-    runs.create_index(
-        "project",
-        KeyPath::new_single("project_id"),
-        Some(IndexParams::new()),
-    )?;
+    add_index(&runs, "project", "project_id")?;
     let predictions = db.create_object_store(RUN_PREDICTIONS, keyed_by_id())?;
-    predictions.create_index(
-        "run",
-        KeyPath::new_single("run_id"),
-        Some(IndexParams::new()),
-    )?;
+    add_index(&predictions, "run", "run_id")?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use web_sys::KeyboardEvent;
 
 use crate::browser::resize::SizeWatch;
 use crate::features::catalog as actions;
-use crate::state::catalog::Thumb;
+use crate::state::catalog::{CatalogData, Thumb};
 use crate::state::runs::Page;
 use crate::state::AppState;
 use crate::ui::catalog_charts::Charts;
@@ -32,17 +32,22 @@ pub fn CatalogPage(state: AppState) -> impl IntoView {
     });
     // Every field of the rows, with whether it holds numbers (the pickers, the sort and the charts).
     let all_fields = Memo::new(move |_| rows.with(|r| fields(r)));
+    let data = CatalogData {
+        rows,
+        listed,
+        all_fields,
+    };
     view! {
         <main class="catalog">
             <aside class="catalog-side">
-                <Filters state rows all_fields/>
+                <Filters state data/>
                 <Slices state rows/>
             </aside>
             <section class="catalog-main">
-                <Toolbar state rows listed all_fields/>
-                <Grid state rows listed/>
+                <Toolbar state data/>
+                <Grid state data/>
             </section>
-            <Charts state rows listed all_fields/>
+            <Charts state data/>
         </main>
     }
 }
@@ -52,7 +57,10 @@ fn parse_bound(text: &str) -> Option<f64> {
 }
 
 #[component]
-fn Filters(state: AppState, rows: Memo<Vec<Row>>, all_fields: Memo<Vec<(String, bool)>>) -> impl IntoView {
+fn Filters(state: AppState, data: CatalogData) -> impl IntoView {
+    let CatalogData {
+        rows, all_fields, ..
+    } = data;
     let ui = state.catalog;
     let edit = move |f: &dyn Fn(&mut lamina_core::catalog::Query)| {
         ui.query.update(|q| f(q));
@@ -251,12 +259,12 @@ fn anchors(state: AppState, rows: &[Row], listed: &[usize]) -> Vec<String> {
 }
 
 #[component]
-fn Toolbar(
-    state: AppState,
-    rows: Memo<Vec<Row>>,
-    listed: Memo<Vec<usize>>,
-    all_fields: Memo<Vec<(String, bool)>>,
-) -> impl IntoView {
+fn Toolbar(state: AppState, data: CatalogData) -> impl IntoView {
+    let CatalogData {
+        rows,
+        listed,
+        all_fields,
+    } = data;
     let ui = state.catalog;
     let find = move |_| {
         let picked = rows.with_untracked(|r| listed.with_untracked(|l| anchors(state, r, l)));
@@ -275,7 +283,8 @@ fn Toolbar(
             .collect_view()
     };
     let set_sort = move |field: String, descending: bool| {
-        ui.sort.set(((!field.is_empty()).then_some(field), descending));
+        ui.sort
+            .set(((!field.is_empty()).then_some(field), descending));
         ui.cursor.set(0);
     };
     view! {
@@ -345,7 +354,8 @@ struct CellKey {
 }
 
 #[component]
-fn Grid(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl IntoView {
+fn Grid(state: AppState, data: CatalogData) -> impl IntoView {
+    let CatalogData { rows, listed, .. } = data;
     let ui = state.catalog;
     let boxed = NodeRef::<leptos::html::Div>::new();
     let layout = Memo::new(move |_| {
@@ -373,7 +383,13 @@ fn Grid(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl
     Effect::new(move |_| {
         let range = visible.get();
         let ids: Vec<String> = rows.with(|r| {
-            listed.with(|l| l[range].iter().rev().map(|&i| r[i].asset_id.clone()).collect())
+            listed.with(|l| {
+                l[range]
+                    .iter()
+                    .rev()
+                    .map(|&i| r[i].asset_id.clone())
+                    .collect()
+            })
         });
         actions::want_thumbs(state, ids);
     });
@@ -430,7 +446,9 @@ fn Grid(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl
                                     if s.anchors.contains(id) {
                                         "anchor".to_string()
                                     } else {
-                                        s.scores.get(id).map_or(String::new(), |v| format!("{v:.3}"))
+                                        s.scores
+                                            .get(id)
+                                            .map_or(String::new(), |v| format!("{v:.3}"))
                                     }
                                 }),
                             }
@@ -441,14 +459,22 @@ fn Grid(state: AppState, rows: Memo<Vec<Row>>, listed: Memo<Vec<usize>>) -> impl
         })
     });
     let cell = move |key: CellKey| {
-        let CellKey { n, id, name, stage, score } = key;
+        let CellKey {
+            n,
+            id,
+            name,
+            stage,
+            score,
+        } = key;
         let (id_thumb, id_checked, id_box, id_click, id_dbl) =
             (id.clone(), id.clone(), id.clone(), id.clone(), id.clone());
-        let picture = move || match ui.thumbs.with(|t| t.get(&id_thumb).cloned()) {
+        let picture = move || {
+            match ui.thumbs.with(|t| t.get(&id_thumb).cloned()) {
             Some(Thumb::Ready(url)) => view! { <img src=url alt="" draggable="false"/> }.into_any(),
             Some(Thumb::NotFetched) => view! { <span class="placeholder" title="Not on this device yet: fetched when opened">"not fetched"</span> }.into_any(),
             Some(Thumb::Failed(why)) => view! { <span class="placeholder error" title=why>"no preview"</span> }.into_any(),
             None => view! { <span class="placeholder">"…"</span> }.into_any(),
+        }
         };
         let is_checked = move || state.prelabel.checked.with(|c| c.contains(&id_checked));
         view! {

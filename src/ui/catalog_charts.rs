@@ -1,10 +1,11 @@
 //! The catalog's charts, drawn as SVG: images per value of a metadata field, labels per class, images per
 //! stage. Each follows the filters (it counts the images the grid lists).
 
-use lamina_core::catalog::{class_counts, value_counts, Row};
+use lamina_core::catalog::{class_counts, value_counts};
 use lamina_core::review::Stage;
 use leptos::prelude::*;
 
+use crate::state::catalog::CatalogData;
 use crate::state::AppState;
 
 /// One bar: its label, its count, and its colour.
@@ -69,12 +70,12 @@ fn chartable(fields: &[(String, bool)]) -> Vec<String> {
 }
 
 #[component]
-pub fn Charts(
-    state: AppState,
-    rows: Memo<Vec<Row>>,
-    listed: Memo<Vec<usize>>,
-    all_fields: Memo<Vec<(String, bool)>>,
-) -> impl IntoView {
+pub fn Charts(state: AppState, data: CatalogData) -> impl IntoView {
+    let CatalogData {
+        rows,
+        listed,
+        all_fields,
+    } = data;
     let ui = state.catalog;
     let choices = Memo::new(move |_| all_fields.with(|f| chartable(f)));
     let field = move || {
@@ -89,9 +90,7 @@ pub fn Charts(
     };
     let by_field = move || {
         let field = field()?;
-        let bars = rows.with(|r| {
-            listed.with(|l| value_counts(r, l, &field))
-        });
+        let bars = rows.with(|r| listed.with(|l| value_counts(r, l, &field)));
         let bars = bars
             .into_iter()
             .map(|(v, n)| Bar {
@@ -117,9 +116,8 @@ pub fn Charts(
         view! { <BarChart title="Labels per class".to_string() bars testid="chart-classes"/> }
     };
     let by_stage = move || {
-        let counts = rows.with(|r| {
-            listed.with(|l| value_counts(r, l, lamina_core::catalog::FIELD_STAGE))
-        });
+        let counts =
+            rows.with(|r| listed.with(|l| value_counts(r, l, lamina_core::catalog::FIELD_STAGE)));
         let bars = Stage::ALL
             .iter()
             .map(|s| Bar {

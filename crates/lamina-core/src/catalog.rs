@@ -37,6 +37,8 @@ pub const FIELD_WIDTH: &str = "width";
 pub const FIELD_HEIGHT: &str = "height";
 pub const FIELD_LABELS: &str = "labels";
 pub const FIELD_PRELABELS: &str = "pre-labels";
+pub const FIELD_LABELER: &str = "labeler";
+pub const FIELD_IMPORTED: &str = "imported";
 
 /// One image as the catalog sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,18 +59,28 @@ pub struct LabelCounts {
     pub classes: BTreeMap<String, u32>,
     #[serde(default)]
     pub prelabels: u32,
+    /// Who last changed a label of the image (the author in its provenance), if anyone signed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labeler: Option<String>,
 }
 
 impl LabelCounts {
     pub fn of(instances: &[Instance]) -> LabelCounts {
         let mut counts = LabelCounts::default();
+        let mut last: Option<&Instance> = None;
         for i in instances {
             if i.provenance.tool == Tool::PreLabel {
                 counts.prelabels += 1;
-            } else {
-                *counts.classes.entry(i.class_id.clone()).or_default() += 1;
+                continue;
+            }
+            *counts.classes.entry(i.class_id.clone()).or_default() += 1;
+            if i.provenance.author.is_some()
+                && last.is_none_or(|l| i.provenance.updated > l.provenance.updated)
+            {
+                last = Some(i);
             }
         }
+        counts.labeler = last.and_then(|i| i.provenance.author.clone());
         counts
     }
 }
@@ -76,6 +88,16 @@ impl LabelCounts {
 /// The row of an image from its record and its instances.
 pub fn row_of(asset: &Asset, instances: &[Instance]) -> Row {
     row_of_counts(asset, &LabelCounts::of(instances))
+}
+
+/// The row of an image from its record, its label counts and the day it was imported (`YYYY-MM-DD`).
+pub fn row_of_record(asset: &Asset, counts: &LabelCounts, imported: Option<&str>) -> Row {
+    let mut row = row_of_counts(asset, counts);
+    if let Some(day) = imported.and_then(|t| t.get(..10)) {
+        row.fields
+            .insert(FIELD_IMPORTED.into(), Value::Text(day.to_owned()));
+    }
+    row
 }
 
 /// The row of an image from its record and its label counts. Metadata columns keep their names; a
@@ -110,6 +132,9 @@ pub fn row_of_counts(asset: &Asset, counts: &LabelCounts) -> Row {
         FIELD_PRELABELS.into(),
         Value::Number(f64::from(counts.prelabels)),
     );
+    if let Some(who) = &counts.labeler {
+        fields.insert(FIELD_LABELER.into(), Value::Text(who.clone()));
+    }
     Row {
         asset_id: asset.id.clone(),
         name: asset.name.clone(),
@@ -212,7 +237,10 @@ impl Query {
             field: field.to_owned(),
             values,
         });
-        self.replace(|f| matches!(f, Filter::OneOf { field: f, .. } if f == field), filter);
+        self.replace(
+            |f| matches!(f, Filter::OneOf { field: f, .. } if f == field),
+            filter,
+        );
     }
 
     pub fn range_of(&self, field: &str) -> (Option<f64>, Option<f64>) {
@@ -232,7 +260,10 @@ impl Query {
             min,
             max,
         });
-        self.replace(|f| matches!(f, Filter::Range { field: f, .. } if f == field), filter);
+        self.replace(
+            |f| matches!(f, Filter::Range { field: f, .. } if f == field),
+            filter,
+        );
     }
 
     pub fn has_class(&self) -> Option<String> {
@@ -296,11 +327,10 @@ pub fn sort_rows(rows: &[Row], selected: &mut [usize], field: Option<&str>, desc
     };
     selected.sort_by(|&a, &b| match (key(a), key(b)) {
         (Some(x), Some(y)) => {
-            let order = x
-                .0
-                .cmp(&y.0)
-                .then(x.1.total_cmp(&y.1))
-                .then_with(|| x.2.cmp(&y.2));
+            let order =
+                x.0.cmp(&y.0)
+                    .then(x.1.total_cmp(&y.1))
+                    .then_with(|| x.2.cmp(&y.2));
             if descending {
                 order.reverse()
             } else {
@@ -512,7 +542,11 @@ mod tests {
         assert_eq!(r.fields["organ"], Value::Text("liver".into()));
         assert_eq!(r.fields["n_nuclei"], Value::Number(12.0));
         assert_eq!(r.fields["csv_count"], Value::Number(38.0), "a CSV's number");
-        assert_eq!(r.fields["slide"], Value::Text("007".into()), "an id that looks like a number");
+        assert_eq!(
+            r.fields["slide"],
+            Value::Text("007".into()),
+            "an id that looks like a number"
+        );
         assert!(
             !r.fields.contains_key("note"),
             "an empty column is no value"
@@ -535,8 +569,27 @@ mod tests {
         assert_eq!(counts.prelabels, 1);
         assert_eq!(counts.classes, [("neo".to_string(), 2)].into());
         assert_eq!(row_of_counts(&a, &counts), row_of(&a, &labels));
+        assert_eq!(counts.labeler, None, "nobody signed these");
+        let mut signed = labels.clone();
+        signed[0].provenance.author = Some("ana".into());
+        signed[0].provenance.updated = "2026-12-01T10:00:00Z".into();
+        signed[1].provenance.author = Some("ben".into());
+        signed[1].provenance.updated = "2026-12-02T10:00:00Z".into();
+        signed[2].provenance.author = Some("model".into());
+        signed[2].provenance.updated = "2026-12-03T10:00:00Z".into();
+        let row = row_of_record(&a, &LabelCounts::of(&signed), Some("2026-11-30T08:00:00Z"));
+        assert_eq!(
+            row.fields[FIELD_LABELER],
+            Value::Text("ben".into()),
+            "the latest person, not the pending pre-label"
+        );
+        assert_eq!(row.fields[FIELD_IMPORTED], Value::Text("2026-11-30".into()));
         let back: LabelCounts = serde_json::from_str("{}").unwrap();
-        assert_eq!(back, LabelCounts::default(), "a record from before counts were kept");
+        assert_eq!(
+            back,
+            LabelCounts::default(),
+            "a record from before counts were kept"
+        );
     }
 
     #[test]
@@ -602,14 +655,30 @@ mod tests {
                 5000 => csv.push_str(",liver,12\n"),
                 7000 => csv.push_str("t7000.png,liver,12,extra\n"),
                 i if i % 997 == 0 => csv.push_str(&format!("t{i}.png,liver,4O\n")),
-                i => csv.push_str(&format!("t{i}.png,{},{}\n", ["liver", "kidney"][i % 2], i % 90)),
+                i => csv.push_str(&format!(
+                    "t{i}.png,{},{}\n",
+                    ["liver", "kidney"][i % 2],
+                    i % 90
+                )),
             }
         }
         let manifest = crate::image_list::parse_manifest(&csv).unwrap();
-        assert_eq!(manifest.entries.len(), 9_998, "every row but the two broken ones");
+        assert_eq!(
+            manifest.entries.len(),
+            9_998,
+            "every row but the two broken ones"
+        );
         assert_eq!(manifest.problems.len(), 2, "{:?}", manifest.problems);
-        assert!(manifest.problems[0].starts_with("line 5002"), "{:?}", manifest.problems);
-        assert!(manifest.problems[1].starts_with("line 7002"), "{:?}", manifest.problems);
+        assert!(
+            manifest.problems[0].starts_with("line 5002"),
+            "{:?}",
+            manifest.problems
+        );
+        assert!(
+            manifest.problems[1].starts_with("line 7002"),
+            "{:?}",
+            manifest.problems
+        );
         let problems = mixed_columns(
             manifest
                 .entries
@@ -643,7 +712,11 @@ mod tests {
                 max: None,
             }],
         };
-        assert_eq!(dense.select(&rows).len(), 9_998 - 11, "the typos are left out of the range");
+        assert_eq!(
+            dense.select(&rows).len(),
+            9_998 - 11,
+            "the typos are left out of the range"
+        );
     }
 
     #[test]

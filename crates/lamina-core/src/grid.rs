@@ -135,7 +135,11 @@ mod tests {
         assert_eq!(g.visible(120_000.0, 600.0), 4990..5035);
         // At the very end the range stops at the last image.
         assert_eq!(g.visible(239_400.0, 600.0).end, 10_000);
-        assert_eq!(GridLayout::new(50.0, 120.0, 3).columns, 1, "one column at least");
+        assert_eq!(
+            GridLayout::new(50.0, 120.0, 3).columns,
+            1,
+            "one column at least"
+        );
         assert_eq!(GridLayout::new(600.0, 120.0, 0).visible(0.0, 600.0), 0..0);
     }
 
@@ -148,7 +152,11 @@ mod tests {
         assert_eq!(g.step(5, GridKey::Up), 1);
         assert_eq!(g.step(1, GridKey::Up), 1);
         assert_eq!(g.step(1, GridKey::Down), 5);
-        assert_eq!(g.step(7, GridKey::Down), 9, "to the last cell of a short last row");
+        assert_eq!(
+            g.step(7, GridKey::Down),
+            9,
+            "to the last cell of a short last row"
+        );
         assert_eq!(g.step(8, GridKey::Down), 8);
         assert_eq!(GridKey::of("ArrowUp"), Some(GridKey::Up));
         assert_eq!(GridKey::of("Enter"), None);
@@ -158,7 +166,11 @@ mod tests {
     fn the_cursor_is_scrolled_into_view_only_when_outside_it() {
         let g = GridLayout::new(400.0, 100.0, 100);
         assert_eq!(g.scroll_to_show(5, 0.0, 300.0), None);
-        assert_eq!(g.scroll_to_show(13, 0.0, 300.0), Some(100.0), "row 3 ends at 400");
+        assert_eq!(
+            g.scroll_to_show(13, 0.0, 300.0),
+            Some(100.0),
+            "row 3 ends at 400"
+        );
         assert_eq!(g.scroll_to_show(1, 250.0, 300.0), Some(0.0));
     }
 }

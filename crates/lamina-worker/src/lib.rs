@@ -260,17 +260,24 @@ mod tests {
             }
         });
         let mut png = Vec::new();
-        big.write_to(&mut Cursor::new(&mut png), Codec::Png).unwrap();
+        big.write_to(&mut Cursor::new(&mut png), Codec::Png)
+            .unwrap();
         let t = thumbnail(&png).unwrap();
         assert_eq!((t.width, t.height), (600, 300));
         let small = image::load_from_memory_with_format(&t.jpeg, Codec::Jpeg).unwrap();
-        assert_eq!((small.width(), small.height()), (THUMB_SIDE_PX, THUMB_SIDE_PX / 2));
+        assert_eq!(
+            (small.width(), small.height()),
+            (THUMB_SIDE_PX, THUMB_SIDE_PX / 2)
+        );
         assert_eq!(t.embedding.len(), EMBEDDING_BINS.pow(3));
         // Half red, half blue: two bins hold sqrt(1/2) each.
         let held: Vec<f32> = t.embedding.iter().copied().filter(|v| *v > 0.0).collect();
         assert_eq!(held.len(), 2, "{held:?}");
         assert!(held.iter().all(|v| (v - 0.5f32.sqrt()).abs() < 0.01));
-        assert!(thumbnail(&png[..png.len() / 2]).is_err(), "a damaged file gets no thumbnail");
+        assert!(
+            thumbnail(&png[..png.len() / 2]).is_err(),
+            "a damaged file gets no thumbnail"
+        );
     }
 
     #[test]
