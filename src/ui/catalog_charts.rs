@@ -1,7 +1,9 @@
 //! The catalog's charts, drawn as SVG: images per value of a metadata field, labels per class, images per
 //! stage. Each follows the filters (it counts the images the grid lists).
 
-use lamina_core::catalog::{class_counts, value_counts};
+use lamina_core::catalog::{
+    class_counts, value_counts, FIELD_IMPORTED, FIELD_LABELER, FIELD_STAGE,
+};
 use lamina_core::review::Stage;
 use leptos::prelude::*;
 
@@ -60,6 +62,9 @@ fn BarChart(title: String, bars: Vec<Bar>, testid: &'static str) -> impl IntoVie
     }
 }
 
+/// Fields every image has; the first chart counts by a column of the manifest unless one is picked.
+const BUILT_IN: [&str; 3] = [FIELD_STAGE, FIELD_IMPORTED, FIELD_LABELER];
+
 /// The text fields a chart can count by (metadata columns and the stage), first column first.
 fn chartable(fields: &[(String, bool)]) -> Vec<String> {
     fields
@@ -83,7 +88,7 @@ pub fn Charts(state: AppState, data: CatalogData) -> impl IntoView {
         let all = choices.get();
         picked.filter(|f| all.contains(f)).or_else(|| {
             all.iter()
-                .find(|f| f.as_str() != lamina_core::catalog::FIELD_STAGE)
+                .find(|f| !BUILT_IN.contains(&f.as_str()))
                 .or(all.first())
                 .cloned()
         })
@@ -116,8 +121,7 @@ pub fn Charts(state: AppState, data: CatalogData) -> impl IntoView {
         view! { <BarChart title="Labels per class".to_string() bars testid="chart-classes"/> }
     };
     let by_stage = move || {
-        let counts =
-            rows.with(|r| listed.with(|l| value_counts(r, l, lamina_core::catalog::FIELD_STAGE)));
+        let counts = rows.with(|r| listed.with(|l| value_counts(r, l, FIELD_STAGE)));
         let bars = Stage::ALL
             .iter()
             .map(|s| Bar {

@@ -12,8 +12,9 @@ pub struct GridLayout {
     pub total: usize,
 }
 
-/// Rows drawn above and below the visible ones, so a fast scroll shows no empty band.
-const OVERSCAN_ROWS: usize = 2;
+/// Rows drawn above and below the visible ones, so a scroll shows no empty band (each costs a row of
+/// cells to build whenever the listed images change).
+const OVERSCAN_ROWS: usize = 1;
 
 impl GridLayout {
     /// As many columns as fit in `width_screen` (at least one).
@@ -125,14 +126,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_rows_in_view_and_two_either_side_are_drawn() {
+    fn only_the_rows_in_view_and_one_either_side_are_drawn() {
         // 10,000 images, 5 columns of 120 px in a 600 px box.
         let g = GridLayout::new(610.0, 120.0, 10_000);
         assert_eq!((g.columns, g.rows()), (5, 2000));
         assert_eq!(g.height_screen(), 240_000.0);
-        assert_eq!(g.visible(0.0, 600.0), 0..35, "rows 0..5 plus 2 below");
-        // Scrolled to row 1000: rows 998..1007.
-        assert_eq!(g.visible(120_000.0, 600.0), 4990..5035);
+        assert_eq!(g.visible(0.0, 600.0), 0..30, "rows 0..5 plus 1 below");
+        // Scrolled to row 1000: rows 999..1006.
+        assert_eq!(g.visible(120_000.0, 600.0), 4995..5030);
         // At the very end the range stops at the last image.
         assert_eq!(g.visible(239_400.0, 600.0).end, 10_000);
         assert_eq!(
