@@ -347,12 +347,9 @@ pub fn show_slice(state: AppState, slice: &Slice) {
 }
 
 /// The images of a selection now (it is evaluated again on every change of the project).
-pub fn slice_ids(state: AppState, slice: &Slice) -> Vec<String> {
-    let rows = state
-        .assets
-        .with_untracked(|all| all.iter().map(row_of_record).collect::<Vec<_>>());
+pub fn slice_ids(rows: &[Row], slice: &Slice) -> Vec<String> {
     slice
-        .select(&rows)
+        .select(rows)
         .into_iter()
         .map(|i| rows[i].asset_id.clone())
         .collect()

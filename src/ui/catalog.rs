@@ -191,12 +191,13 @@ fn Slices(state: AppState, rows: Memo<Vec<Row>>) -> impl IntoView {
         spawn_local(actions::save_slice(state, n));
     };
     let list = move || {
+        // Counts change with the images (a selection is evaluated again).
         rows.track();
         ui.slices
             .get()
             .into_iter()
             .map(|slice| {
-                let ids = actions::slice_ids(state, &slice);
+                let ids = rows.with(|r| actions::slice_ids(r, &slice));
                 let count = ids.len();
                 let active_id = slice.id.clone();
                 let active = move || ui.active_slice.get().as_deref() == Some(active_id.as_str());
