@@ -263,32 +263,14 @@ async fn similar_to(state: AppState, anchors: &[String]) -> Result<(Similar, usi
     ))
 }
 
-/// Saves the filters shown as a named selection; while a find-similar ranking is shown, its anchors and
-/// most similar images are pinned into it.
-pub async fn save_slice(state: AppState, name: String) {
+/// Saves the filters shown as a named selection; while a find-similar ranking is shown, `ranked` holds
+/// the grid's first images (its anchors and the most similar ones), which are pinned into it instead.
+pub async fn save_slice(state: AppState, name: String, ranked: Vec<String>) {
     let ui = state.catalog;
     let Some(project_id) = state.project_id.get_untracked() else {
         return;
     };
-    let pinned: BTreeSet<String> = match ui.similar.get_untracked() {
-        None => BTreeSet::new(),
-        Some(s) => {
-            let rows = state
-                .assets
-                .with_untracked(|all| all.iter().map(row_of_record).collect::<Vec<_>>());
-            let keep = ui.similar_keep.get_untracked();
-            listed(
-                &rows,
-                &ui.query.get_untracked(),
-                &ui.sort.get_untracked(),
-                Some(&s),
-            )
-            .into_iter()
-            .take(s.anchors.len() + keep)
-            .map(|i| rows[i].asset_id.clone())
-            .collect()
-        }
-    };
+    let pinned: BTreeSet<String> = ranked.into_iter().collect();
     let query = if pinned.is_empty() {
         ui.query.get_untracked()
     } else {

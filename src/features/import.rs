@@ -18,7 +18,7 @@ use crate::browser::fetch::{fetch_blob, fetch_text};
 use crate::browser::files::{array_buffer, entry_file, read_directory};
 use crate::browser::{new_id, page_url, resolve_url};
 use crate::editing;
-use crate::editing::push::schedule_push;
+use crate::editing::push::change_queued;
 use crate::editing::review;
 use crate::error::AppError;
 use crate::features::navigate;
@@ -438,7 +438,7 @@ async fn store_bundle_instances(
             .await?;
     }
     if count > 0 {
-        schedule_push(state, 800);
+        change_queued(state);
     }
     Ok(count)
 }

@@ -21,7 +21,7 @@ use crate::browser::download::{download, download_bytes};
 use crate::browser::files::{decode_rgb, read_text};
 use crate::browser::{new_id, now};
 use crate::editing;
-use crate::editing::push::schedule_push;
+use crate::editing::push::change_queued;
 use crate::editing::review;
 use crate::error::AppError;
 use crate::features::export::current_bundle;
@@ -196,7 +196,9 @@ pub async fn apply(state: AppState) {
     navigate::open_project(state, state.project_id.get_untracked().unwrap_or_default()).await;
     match written {
         Ok(labels) => {
-            schedule_push(state, 800);
+            if labels > 0 {
+                change_queued(state);
+            }
             let mut text = format!(
                 "Imported {labels} labels on {} images from {}",
                 images.len(),

@@ -1,7 +1,9 @@
 //! The catalog page: filters on the left with the saved selections, the thumbnail grid in the middle
 //! (virtualised: only the cells in view are in the page), the charts on the right.
 
-use lamina_core::catalog::{fields, value_counts, Row, FIELD_HEIGHT, FIELD_STATUS, FIELD_WIDTH};
+use lamina_core::catalog::{
+    fields, value_counts, Query, Row, FIELD_HEIGHT, FIELD_STATUS, FIELD_WIDTH,
+};
 use lamina_core::grid::{GridKey, GridLayout};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -41,7 +43,7 @@ pub fn CatalogPage(state: AppState) -> impl IntoView {
         <main class="catalog">
             <aside class="catalog-side">
                 <Filters state data/>
-                <Slices state rows/>
+                <Slices state data/>
             </aside>
             <section class="catalog-main">
                 <Toolbar state data/>
@@ -56,18 +58,62 @@ fn parse_bound(text: &str) -> Option<f64> {
     text.trim().parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
+/// Changes the filters: the grid goes back to its top, and no saved selection is shown any more.
+fn edit_query(state: AppState, f: &dyn Fn(&mut Query)) {
+    let ui = state.catalog;
+    ui.query.update(|q| f(q));
+    ui.active_slice.set(None);
+    ui.cursor.set(0);
+    ui.scroll_top.set(0.0);
+}
+
+/// One end of a number column's range filter: the minimum, or the maximum (`upper`).
+#[component]
+fn RangeBound(state: AppState, field: String, upper: bool) -> impl IntoView {
+    let ui = state.catalog;
+    let bound = move |q: &Query, field: &str| {
+        let (min, max) = q.range_of(field);
+        if upper {
+            max
+        } else {
+            min
+        }
+    };
+    let shown = {
+        let field = field.clone();
+        move || {
+            ui.query
+                .with(|q| bound(q, &field).map(|v| v.to_string()).unwrap_or_default())
+        }
+    };
+    let changed = {
+        let field = field.clone();
+        move |ev| {
+            let value = parse_bound(&event_target_value(&ev));
+            edit_query(state, &|q| {
+                let (min, max) = q.range_of(&field);
+                if upper {
+                    q.set_range(&field, min, value)
+                } else {
+                    q.set_range(&field, value, max)
+                }
+            });
+        }
+    };
+    view! {
+        <input type="number" placeholder=if upper { "max" } else { "min" }
+            data-testid=if upper { "filter-max" } else { "filter-min" } data-field=field
+            prop:value=shown on:change=changed/>
+    }
+}
+
 #[component]
 fn Filters(state: AppState, data: CatalogData) -> impl IntoView {
     let CatalogData {
         rows, all_fields, ..
     } = data;
     let ui = state.catalog;
-    let edit = move |f: &dyn Fn(&mut lamina_core::catalog::Query)| {
-        ui.query.update(|q| f(q));
-        ui.active_slice.set(None);
-        ui.cursor.set(0);
-        ui.scroll_top.set(0.0);
-    };
+    let edit = move |f: &dyn Fn(&mut Query)| edit_query(state, f);
     let text_fields = move || {
         // The value counts change with the images even when the fields do not.
         rows.track();
@@ -121,23 +167,11 @@ fn Filters(state: AppState, data: CatalogData) -> impl IntoView {
             .into_iter()
             .filter(|(name, numeric)| *numeric && name != FIELD_WIDTH && name != FIELD_HEIGHT)
             .map(|(field, _)| {
-                let (fmin, fmax) = (field.clone(), field.clone());
-                let (fmin2, fmax2) = (field.clone(), field.clone());
                 view! {
                     <div class="filter range">
                         <span>{field.clone()}</span>
-                        <input type="number" placeholder="min" data-testid="filter-min" data-field=field.clone()
-                            prop:value=move || ui.query.with(|q| q.range_of(&fmin2).0.map(|v| v.to_string()).unwrap_or_default())
-                            on:change=move |ev| {
-                                let min = parse_bound(&event_target_value(&ev));
-                                edit(&|q| { let (_, max) = q.range_of(&fmin); q.set_range(&fmin, min, max) });
-                            }/>
-                        <input type="number" placeholder="max" data-testid="filter-max" data-field=field.clone()
-                            prop:value=move || ui.query.with(|q| q.range_of(&fmax2).1.map(|v| v.to_string()).unwrap_or_default())
-                            on:change=move |ev| {
-                                let max = parse_bound(&event_target_value(&ev));
-                                edit(&|q| { let (min, _) = q.range_of(&fmax); q.set_range(&fmax, min, max) });
-                            }/>
+                        <RangeBound state field=field.clone() upper=false/>
+                        <RangeBound state field upper=true/>
                     </div>
                 }
             })
@@ -178,7 +212,8 @@ fn Filters(state: AppState, data: CatalogData) -> impl IntoView {
 }
 
 #[component]
-fn Slices(state: AppState, rows: Memo<Vec<Row>>) -> impl IntoView {
+fn Slices(state: AppState, data: CatalogData) -> impl IntoView {
+    let CatalogData { rows, listed, .. } = data;
     let ui = state.catalog;
     let name = RwSignal::new(String::new());
     let save = move |_| {
@@ -188,7 +223,20 @@ fn Slices(state: AppState, rows: Memo<Vec<Row>>) -> impl IntoView {
             return;
         }
         name.set(String::new());
-        spawn_local(actions::save_slice(state, n));
+        // While a ranking is shown: the anchors and the most similar images, as the grid lists them.
+        let keep = ui
+            .similar
+            .with_untracked(|s| s.as_ref().map(|s| s.anchors.len()))
+            .map_or(0, |anchors| anchors + ui.similar_keep.get_untracked());
+        let ranked = rows.with_untracked(|r| {
+            listed.with_untracked(|l| {
+                l.iter()
+                    .take(keep)
+                    .map(|&i| r[i].asset_id.clone())
+                    .collect()
+            })
+        });
+        spawn_local(actions::save_slice(state, n, ranked));
     };
     let list = move || {
         // Counts change with the images (a selection is evaluated again).
