@@ -20,10 +20,12 @@ const feature = (coordinates, name) => ({
   properties: { objectType: 'detection', ...(name ? { classification: { name, color: [200, 30, 30] } } : {}) },
 });
 
+/** Opens the image named `name` and waits until it is the one shown: the image open before it keeps its
+ * labels on screen until the new one's are read, so a count taken earlier would be the old image's. */
 async function openImage(page, name) {
   const row = byId(page, 'image-row').filter({ hasText: name });
   await row.click();
-  await until(() => text(page, 'position'), (v) => v !== null, 'an image open');
+  await until(() => row.getAttribute('class'), (c) => /\bcurrent\b/.test(c ?? ''), `${name} open`);
   await waitImage(page);
 }
 
