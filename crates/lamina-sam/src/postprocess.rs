@@ -23,7 +23,14 @@ fn bilinear_axis(dst: usize, src: usize) -> Vec<(usize, usize, f32)> {
 /// The bilinear value from the four source values around a destination pixel. Every resampling here
 /// goes through this one expression, so two paths to the same pixel give the same bits.
 #[inline]
-fn blend(top_left: f32, top_right: f32, bottom_left: f32, bottom_right: f32, fx: f32, fy: f32) -> f32 {
+fn blend(
+    top_left: f32,
+    top_right: f32,
+    bottom_left: f32,
+    bottom_right: f32,
+    fx: f32,
+    fy: f32,
+) -> f32 {
     let top = top_left + (top_right - top_left) * fx;
     let bottom = bottom_left + (bottom_right - bottom_left) * fx;
     top + (bottom - top) * fy
@@ -72,7 +79,9 @@ pub fn image_logits_from_low_res(
     let used_columns = used(&xs_image, w as usize);
     let used_rows = used(&ys_image, h as usize);
     // Only the used model values, one compact row per used model row.
-    let columns: Vec<usize> = (0..w as usize).filter(|&x| used_columns[x].is_some()).collect();
+    let columns: Vec<usize> = (0..w as usize)
+        .filter(|&x| used_columns[x].is_some())
+        .collect();
     let mut model_values = Vec::with_capacity(columns.len() * used_rows.iter().flatten().count());
     for (y_model, slot) in used_rows.iter().enumerate() {
         if slot.is_none() {
@@ -196,7 +205,10 @@ mod tests {
         // tile, a window of a large image and a small image padded.
         // A window inside a large image, and one scaled down (6000 px with at most 36 windows).
         let windows = |side| {
-            let cfg = Windows { overlap: 64, max: 36 };
+            let cfg = Windows {
+                overlap: 64,
+                max: 36,
+            };
             window_layout(side, side, 256, Some(&cfg))[7]
         };
         let cases = [
@@ -216,7 +228,10 @@ mod tests {
             let direct = image_logits_from_low_res(&low, low_res, &t);
             let reference = two_full_passes(&low, low_res, &t);
             assert_eq!(direct.len(), reference.len(), "{t:?}");
-            let same = direct.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits());
+            let same = direct
+                .iter()
+                .zip(&reference)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
             assert!(same, "{t:?}");
         }
     }
