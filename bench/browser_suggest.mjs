@@ -4,7 +4,8 @@
 // accept) runs `--rounds` times on a tile with no labels (the baseline) and on the same tile with
 // `--instances` labels already on it, side by side. Prints figures; asserts nothing.
 //
-// Usage: node bench/browser_suggest.mjs [--model DIR] [--rounds 20] [--instances 300] [--json]
+// Usage: node bench/browser_suggest.mjs [--model DIR] [--image PNG] [--rounds 20] [--instances 300] [--json]
+// (--image: the image labeled, default a 256 px dev tile; a 1000 px one shows what costs grow with the image.)
 // Needs: dist/ from `bash scripts/build-web --dist` (release: the test build is not what users run), tools/ npm
 // packages, pycocotools (bench/crowd_bundle.py). --model serves DIR as the app's default model.
 import { execFileSync } from 'node:child_process';
@@ -67,6 +68,7 @@ async function session(browser, serverUrl, n) {
   const at = ([x, y]) => [img.x + (x * img.width) / 256, img.y + (y * img.height) / 256];
   const seq = async () => Number(await page.locator('[data-testid=suggest-status]').getAttribute('data-seq'));
   const samples = { hover: [], click: [], box: [] };
+  const parts = { queued: [], decode: [], messages: [], drawing: [] };
   const t0 = await page.evaluate(() => performance.now());
   const windows = []; // [pointer event, mask drawn] of every sample, in page time
   const record = async (kind, before) => {
@@ -76,6 +78,14 @@ async function session(browser, serverUrl, n) {
     const drawnAt = Number(await status.getAttribute('data-drawn-at'));
     samples[kind].push(ms);
     windows.push([drawnAt - ms, drawnAt]);
+    // Where the time went (the app's own marks): event -> request posted, the worker's decode (mask and
+    // its RLE included), the rest of the round trip (messages, serialisation), reply -> mask drawn.
+    const part = async (name) => Number(await status.getAttribute(`data-${name}`));
+    const [queued, roundTrip, decode] = [await part('queued'), await part('round-trip'), await part('decode')];
+    parts.queued.push(queued);
+    parts.decode.push(decode);
+    parts.messages.push(roundTrip - decode);
+    parts.drawing.push(ms - queued - roundTrip);
   };
   for (let r = 0; r < rounds; r++) {
     const p = [40 + ((r * 37) % 176), 40 + ((r * 61) % 176)];
@@ -119,6 +129,7 @@ async function session(browser, serverUrl, n) {
     click: fig(samples.click),
     box: fig(samples.box),
     all: fig([...samples.hover, ...samples.click, ...samples.box]),
+    parts_p50_ms: Object.fromEntries(Object.entries(parts).map(([k, xs]) => [k, quantile(xs, 0.5)])),
     long_tasks: long.length,
     long_tasks_max_ms: long.reduce((m, e) => Math.max(m, e.duration), 0),
     long_tasks_in_suggestions: inSuggestion.length,
@@ -141,6 +152,8 @@ try {
     console.log('labels on image | kind  |  n  |  p50 ms |  p95 ms');
     for (const r of results) {
       for (const k of ['hover', 'click', 'box', 'all']) console.log(`${String(r.instances).padStart(15)} | ${k.padEnd(5)} | ${String(r[k].n).padStart(3)} | ${f(r[k].p50_ms)} | ${f(r[k].p95_ms)}`);
+      const parts = Object.entries(r.parts_p50_ms).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ');
+      console.log(`${String(r.instances).padStart(15)} | p50 of each part, all kinds (ms): ${parts}`);
       console.log(`${String(r.instances).padStart(15)} | long tasks on the main thread: ${r.long_tasks} (longest ${r.long_tasks_max_ms.toFixed(0)} ms); during a suggestion: ${r.long_tasks_in_suggestions} (longest ${r.long_tasks_in_suggestions_max_ms.toFixed(0)} ms)`);
     }
     console.log(`ratio p50 (${crowd} labels / none): ${(busy.all.p50_ms / base.all.p50_ms).toFixed(2)}`);

@@ -7,11 +7,13 @@
 //! position meanwhile, so a fast mouse costs one decode per answer, never a queue.
 
 use lamina_core::edit::add_suggestion;
+use lamina_core::mask::Mask;
 use lamina_core::rle::Rle;
 use lamina_core::suggest::{SegmentRequest, SuggestSession};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+use crate::browser::now_ms;
 use crate::editing::{commit, new_instance};
 use crate::error::AppError;
 use crate::state::model::{EmbeddingStatus, ModelStatus};
@@ -67,7 +69,9 @@ async fn decode(
     show: impl FnOnce(Suggestion),
 ) {
     let asset = state.current_record_now().map(|r| r.asset.id);
+    let sent_ms = now_ms();
     let result = worker_client::segment(handle, &request).await;
+    let received_ms = now_ms();
     let stale = state.suggest.rev.get_value() != rev
         || state.current_record_now().map(|r| r.asset.id) != asset;
     match result {
@@ -78,11 +82,22 @@ async fn decode(
         }
         Ok(_) if stale => {}
         Ok(seg) => match Rle::decompress(&seg.rle) {
-            Ok(rle) => {
+            Ok(object) => {
+                let Some(size) = state
+                    .current_record_now()
+                    .map(|r| (r.asset.width, r.asset.height))
+                else {
+                    return;
+                };
+                let [x, y, ..] = seg.bbox;
                 state.suggest.drawn_for.set_value(Some(event_ms));
-                state.suggest.timing.update(|t| t.decode_ms = seg.decode_ms);
+                state.suggest.timing.update(|t| {
+                    t.decode_ms = seg.decode_ms;
+                    t.queued_ms = sent_ms - event_ms;
+                    t.round_trip_ms = received_ms - sent_ms;
+                });
                 show(Suggestion {
-                    mask_image: rle.to_mask(),
+                    mask_image: Mask::placed(size.0, size.1, &object.to_mask(), x, y),
                     iou: f64::from(seg.iou),
                 });
             }

@@ -20,6 +20,10 @@ pub struct SuggestTiming {
     /// `performance.now()` when the last mask was drawn.
     pub drawn_at_ms: f64,
     pub decode_ms: f64,
+    /// Where the last suggestion's time went, for the latency bench: pointer event → request posted to
+    /// the worker, and request posted → reply read (the worker's decode and both messages).
+    pub queued_ms: f64,
+    pub round_trip_ms: f64,
 }
 
 #[derive(Clone, Copy)]

@@ -163,6 +163,9 @@ pub fn SuggestPanel(state: AppState) -> impl IntoView {
                     data-seq=move || s.timing.get().seq.to_string()
                     data-ms=move || format!("{:.2}", s.timing.get().last_ms)
                     data-drawn-at=move || format!("{:.2}", s.timing.get().drawn_at_ms)
+                    data-queued=move || format!("{:.2}", s.timing.get().queued_ms)
+                    data-round-trip=move || format!("{:.2}", s.timing.get().round_trip_ms)
+                    data-decode=move || format!("{:.2}", s.timing.get().decode_ms)
                 >{status}</p>
             </div>
         </Show>

@@ -75,24 +75,63 @@ impl Mask {
     }
 
     /// `[x, y, w, h]` of the foreground in image pixels; `[0, 0, 0, 0]` when empty (as pycocotools'
-    /// `toBbox`).
+    /// `toBbox`). Row by row over the bytes: it runs on every suggestion drawn, over the whole image.
     pub fn bbox(&self) -> [u32; 4] {
-        let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
-        for y in 0..self.height {
-            for x in 0..self.width {
-                if self.get(x, y) {
-                    x0 = x0.min(x);
-                    y0 = y0.min(y);
-                    x1 = x1.max(x);
-                    y1 = y1.max(y);
-                }
-            }
+        let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+        let width = self.width as usize;
+        if width == 0 {
+            return [0, 0, 0, 0];
         }
-        if x0 == u32::MAX {
+        for (y, row) in self.data.chunks_exact(width).enumerate() {
+            let Some(first) = row.iter().position(|&v| v != 0) else {
+                continue;
+            };
+            let last = row.iter().rposition(|&v| v != 0).unwrap_or(first);
+            x0 = x0.min(first);
+            x1 = x1.max(last);
+            y0 = y0.min(y);
+            y1 = y;
+        }
+        if x0 == usize::MAX {
             [0, 0, 0, 0]
         } else {
-            [x0, y0, x1 - x0 + 1, y1 - y0 + 1]
+            [x0, y0, x1 - x0 + 1, y1 - y0 + 1].map(|v| v as u32)
         }
+    }
+
+    /// The part of the mask inside `rect` (`[x, y, w, h]`, clipped to the mask), as a mask of its own.
+    pub fn crop(&self, rect: [u32; 4]) -> Mask {
+        let [x, y, w, h] = self.clip(rect);
+        let mut part = Mask::new(w, h);
+        if w == 0 {
+            return part;
+        }
+        let (x, width) = (x as usize, self.width as usize);
+        for (row, out) in part.data.chunks_exact_mut(w as usize).enumerate() {
+            let start = (y as usize + row) * width + x;
+            out.copy_from_slice(&self.data[start..start + w as usize]);
+        }
+        part
+    }
+
+    /// A `width` × `height` mask holding `part` with its top-left corner at (`x`, `y`); what falls
+    /// outside is left out.
+    pub fn placed(width: u32, height: u32, part: &Mask, x: u32, y: u32) -> Mask {
+        let mut mask = Mask::new(width, height);
+        let [x, y, w, h] = mask.clip([x, y, part.width, part.height]);
+        let (w, full) = (w as usize, width as usize);
+        for row in 0..h as usize {
+            let start = (y as usize + row) * full + x as usize;
+            let src = row * part.width as usize;
+            mask.data[start..start + w].copy_from_slice(&part.data[src..src + w]);
+        }
+        mask
+    }
+
+    /// `rect` clipped to the mask: `[x, y, w, h]` with w and h 0 when nothing is left.
+    fn clip(&self, [x, y, w, h]: [u32; 4]) -> [u32; 4] {
+        let (x, y) = (x.min(self.width), y.min(self.height));
+        [x, y, w.min(self.width - x), h.min(self.height - y)]
     }
 
     /// Pixels whose index range could hold centres in [lo, hi] along an axis of `len` pixels,
@@ -302,6 +341,38 @@ mod tests {
         m.set(3, 5, true);
         m.set(4, 7, true);
         assert_eq!(m.bbox(), [3, 5, 2, 3]);
+    }
+
+    #[test]
+    fn bbox_wider_on_a_lower_row_and_a_single_pixel() {
+        let m = Mask::from_rows(&["......", "..#...", "......", ".####.", "......"]);
+        assert_eq!(m.bbox(), [1, 1, 4, 3]);
+        let mut one = Mask::new(5, 5);
+        one.set(4, 4, true);
+        assert_eq!(one.bbox(), [4, 4, 1, 1]);
+        assert_eq!(Mask::new(0, 3).bbox(), [0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_crop_to_the_bbox_placed_back_is_the_same_mask() {
+        let m = Mask::from_rows(&["......", "..#...", ".###..", "..#...", "......"]);
+        let bbox = m.bbox();
+        let part = m.crop(bbox);
+        assert_eq!(part, Mask::from_rows(&[".#.", "###", ".#."]));
+        assert_eq!(Mask::placed(6, 5, &part, bbox[0], bbox[1]), m);
+    }
+
+    #[test]
+    fn crop_and_placement_clip_to_the_mask() {
+        let m = Mask::from_rows(&["..#", ".##"]);
+        assert_eq!(m.crop([1, 0, 10, 10]), Mask::from_rows(&[".#", "##"]));
+        assert_eq!(m.crop([5, 5, 2, 2]), Mask::new(0, 0));
+        let part = Mask::from_rows(&["##", "##"]);
+        assert_eq!(
+            Mask::placed(3, 2, &part, 2, 1),
+            Mask::from_rows(&["...", "..#"])
+        );
+        assert!(Mask::placed(3, 2, &part, 7, 7).is_empty());
     }
 
     #[test]

@@ -84,13 +84,16 @@ const CHAR_BASE: u8 = 48;
 const MAX_GROUPS: u32 = 7;
 
 impl Rle {
-    /// Encode a mask (`rleEncode`).
+    /// Encode a mask (`rleEncode`): column by column, reading the bytes directly (a suggestion's mask is
+    /// encoded on every click).
     pub fn from_mask(mask: &Mask) -> Rle {
         let mut counts = Vec::new();
         let (mut current, mut run) = (false, 0u32);
-        for x in 0..mask.width {
-            for y in 0..mask.height {
-                let v = mask.get(x, y);
+        let (width, height) = (mask.width as usize, mask.height as usize);
+        for x in 0..width {
+            let column = mask.data.get(x..).unwrap_or_default();
+            for &byte in column.iter().step_by(width).take(height) {
+                let v = byte != 0;
                 if v != current {
                     counts.push(run);
                     run = 0;
@@ -107,20 +110,24 @@ impl Rle {
         }
     }
 
-    /// Decode to a mask. Runs past the end of the image are dropped (only possible when the fields were
-    /// set by hand, bypassing [`Rle::from_counts`]).
+    /// Decode to a mask, a foreground run a column segment at a time. Runs past the end of the image are
+    /// dropped (only possible when the fields were set by hand, bypassing [`Rle::from_counts`]).
     pub fn to_mask(&self) -> Mask {
         let mut mask = Mask::new(self.width, self.height);
-        let h = u64::from(self.height);
+        let (width, height) = (self.width as u64, self.height as u64);
         let mut index = 0u64;
         for (i, &run) in self.counts.iter().enumerate() {
-            if i % 2 == 1 && h > 0 {
-                for j in index..index + u64::from(run) {
-                    // Column-major: j = y + h·x.
-                    let (x, y) = (j / h, j % h);
-                    if let (Ok(x), Ok(y)) = (u32::try_from(x), u32::try_from(y)) {
-                        mask.set(x, y, true);
+            if i % 2 == 1 && height > 0 {
+                // Column-major: index = y + height·x.
+                let (mut x, mut y) = (index / height, index % height);
+                let mut left = u64::from(run);
+                while left > 0 && x < width {
+                    let n = left.min(height - y);
+                    for yy in y..y + n {
+                        mask.data[(yy * width + x) as usize] = 1;
                     }
+                    left -= n;
+                    (x, y) = (x + 1, 0);
                 }
             }
             index += u64::from(run);

@@ -167,7 +167,11 @@ pub struct ModelLoaded {
     /// The decoder variant in use: `low_res` or `orig_size`.
     pub variant: String,
     pub box_decoder: bool,
+    /// Parsing, optimising and warming up the graphs, and of that the warm-up: decodes run at load so
+    /// that the user's first clicks run on optimised code (a benchmark compares the rest).
     pub load_ms: f64,
+    #[serde(default)]
+    pub warm_up_ms: f64,
 }
 
 /// The first step of an encode done window by window (worker-internal, between wasm and worker.js).
@@ -196,10 +200,11 @@ pub struct Restored {
 /// A mask decoded from prompts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Segmented {
-    /// The chosen mask in image pixels.
+    /// The chosen mask cut to `bbox` (its size is the bbox's; 0 × 0 when the mask is empty): on a large
+    /// image the answer stays the object's size.
     pub rle: CompressedRle,
     pub area: u64,
-    /// `[x, y, w, h]` in image pixels.
+    /// `[x, y, w, h]` in image pixels: where `rle` lies on the image.
     pub bbox: [u32; 4],
     /// The model's predicted IoU of the chosen mask.
     pub iou: f32,

@@ -606,26 +606,34 @@ impl SamEngine {
     /// A candidate as a mask in image pixels; `transform` is the window it was decoded in
     /// (`Decoded::transform`), and the mask is empty outside that window.
     pub fn mask(&self, candidate: &Candidate, transform: &ModelFromImage) -> Mask {
-        let logits = match &candidate.image_logits {
-            Some(l) => l.clone(),
-            None => image_logits_from_low_res(
-                &candidate.low_res_logits,
-                self.manifest.low_res_mask_size as usize,
-                transform,
-            ),
-        };
-        let [x0, y0, w, h] = transform.window_image;
-        let window = mask_from_logits(&logits, w, h, self.manifest.mask_threshold);
-        if (x0, y0, w, h) == (0, 0, transform.image_width, transform.image_height) {
+        let window = self.mask_in_window(candidate, transform);
+        let [x0, y0, ..] = transform.window_image;
+        if (window.width, window.height) == (transform.image_width, transform.image_height) {
             return window;
         }
-        let mut mask = Mask::new(transform.image_width, transform.image_height);
-        let (iw, w) = (transform.image_width as usize, w as usize);
-        for (row, src) in window.data.chunks_exact(w).enumerate() {
-            let start = (y0 as usize + row) * iw + x0 as usize;
-            mask.data[start..start + w].copy_from_slice(src);
+        Mask::placed(
+            transform.image_width,
+            transform.image_height,
+            &window,
+            x0,
+            y0,
+        )
+    }
+
+    /// A candidate as a mask over its window only (`transform.window_image`, the whole image for SAM),
+    /// for answers that should cost the window's size, not the image's.
+    pub fn mask_in_window(&self, candidate: &Candidate, transform: &ModelFromImage) -> Mask {
+        let [_, _, w, h] = transform.window_image;
+        let threshold = self.manifest.mask_threshold;
+        match &candidate.image_logits {
+            Some(l) => mask_from_logits(l, w, h, threshold),
+            None => {
+                let low_res = self.manifest.low_res_mask_size as usize;
+                let logits =
+                    image_logits_from_low_res(&candidate.low_res_logits, low_res, transform);
+                mask_from_logits(&logits, w, h, threshold)
+            }
         }
-        mask
     }
 }
 

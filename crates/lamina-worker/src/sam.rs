@@ -103,7 +103,9 @@ pub fn load_model(
         }
         (false, _) => engine,
     };
+    let warm_up_start = now_ms();
     engine.warm_up().map_err(err)?;
+    let warm_up_ms = now_ms() - warm_up_start;
     let out = to_reply(&ModelLoaded {
         key: model_key(&engine.manifest),
         id: engine.manifest.id.clone(),
@@ -116,6 +118,7 @@ pub fn load_model(
         .into(),
         box_decoder: engine.has_box_decoder(),
         load_ms: now_ms() - start,
+        warm_up_ms,
     })?;
     WORKER.with_borrow_mut(|w| {
         w.engine = Some(engine);
@@ -286,16 +289,25 @@ pub fn decode_prompts(handle: u32, prompts_json: &str) -> Result<JsValue, JsErro
         let start = now_ms();
         let decoded = engine.decode(&held.embedding, &prompts).map_err(err)?;
         let best = &decoded.candidates[decoded.best];
-        let mask = engine.mask(best, &decoded.transform);
+        // The mask over the decoded window, cut to the object: on a large image the answer costs the
+        // object's size, not the image's.
+        let window_mask = engine.mask_in_window(best, &decoded.transform);
+        let [window_x, window_y, ..] = decoded.transform.window_image;
+        let [x, y, w, h] = window_mask.bbox();
+        let object = Rle::from_mask(&window_mask.crop([x, y, w, h]));
         let decode_ms = now_ms() - start;
         if msg.remember {
             held.last_low_res = Some(best.low_res_logits.clone());
         }
-        let rle = Rle::from_mask(&mask);
+        let bbox = if w == 0 {
+            [0, 0, 0, 0]
+        } else {
+            [window_x + x, window_y + y, w, h]
+        };
         let reply = to_reply(&Segmented {
-            area: rle.area(),
-            bbox: rle.bbox(),
-            rle: rle.compress(),
+            area: object.area(),
+            bbox,
+            rle: object.compress(),
             iou: best.iou_prediction,
             stability: best.stability,
             best: decoded.best as u32,
