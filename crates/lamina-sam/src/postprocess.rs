@@ -76,17 +76,11 @@ pub fn image_logits_from_low_res(
     let ys_image = bilinear_axis(window_h as usize, h as usize);
     // Model pixel → the two low-res pixels it reads.
     let model_axis = bilinear_axis(s, low_res);
-    let used_columns = used(&xs_image, w as usize);
-    let used_rows = used(&ys_image, h as usize);
+    let (columns, xs_image) = compacted(&xs_image, w as usize);
+    let (rows, ys_image) = compacted(&ys_image, h as usize);
     // Only the used model values, one compact row per used model row.
-    let columns: Vec<usize> = (0..w as usize)
-        .filter(|&x| used_columns[x].is_some())
-        .collect();
-    let mut model_values = Vec::with_capacity(columns.len() * used_rows.iter().flatten().count());
-    for (y_model, slot) in used_rows.iter().enumerate() {
-        if slot.is_none() {
-            continue;
-        }
+    let mut model_values = Vec::with_capacity(columns.len() * rows.len());
+    for &y_model in &rows {
         let (ly0, ly1, fy) = model_axis[y_model];
         let (row0, row1) = (
             &low_res_logits[ly0 * low_res..][..low_res],
@@ -98,17 +92,15 @@ pub fn image_logits_from_low_res(
         }
     }
     let stride = columns.len();
-    let at = |slot: Option<usize>| slot.unwrap_or(0);
     let mut out = Vec::with_capacity(window_w as usize * window_h as usize);
     for &(y0, y1, fy) in &ys_image {
-        let (r0, r1) = (at(used_rows[y0]) * stride, at(used_rows[y1]) * stride);
+        let (r0, r1) = (y0 * stride, y1 * stride);
         for &(x0, x1, fx) in &xs_image {
-            let (c0, c1) = (at(used_columns[x0]), at(used_columns[x1]));
             out.push(blend(
-                model_values[r0 + c0],
-                model_values[r0 + c1],
-                model_values[r1 + c0],
-                model_values[r1 + c1],
+                model_values[r0 + x0],
+                model_values[r0 + x1],
+                model_values[r1 + x0],
+                model_values[r1 + x1],
                 fx,
                 fy,
             ));
@@ -117,22 +109,24 @@ pub fn image_logits_from_low_res(
     out
 }
 
-/// For each of `n` source indices, its position among the used ones (those an axis reads), or `None`.
-fn used(axis: &[(usize, usize, f32)], n: usize) -> Vec<Option<usize>> {
+/// The source indices (of `n`) an axis reads, ascending, and the axis with each index replaced by its
+/// position among them.
+fn compacted(axis: &[(usize, usize, f32)], n: usize) -> (Vec<usize>, Vec<(usize, usize, f32)>) {
     let mut read = vec![false; n];
     for &(i0, i1, _) in axis {
         read[i0] = true;
         read[i1] = true;
     }
-    let mut next = 0;
-    read.into_iter()
-        .map(|r| {
-            r.then(|| {
-                next += 1;
-                next - 1
-            })
-        })
-        .collect()
+    let used: Vec<usize> = (0..n).filter(|&i| read[i]).collect();
+    let mut position = vec![0; n];
+    for (p, &i) in used.iter().enumerate() {
+        position[i] = p;
+    }
+    let axis = axis
+        .iter()
+        .map(|&(i0, i1, f)| (position[i0], position[i1], f))
+        .collect();
+    (used, axis)
 }
 
 /// Pixels whose logit is above `threshold`.
